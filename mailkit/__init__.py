@@ -1,0 +1,62 @@
+"""mailkit: send one personalised email per pandas DataFrame row.
+
+    results = df.pipe(mailkit.send_bulk, subject="Hi {{ first_name }}",
+                      body=Path("body.txt"), sender="me@example.com", mode="instant")
+
+``results`` has the same index as ``df`` and says what happened to every row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import state
+from .api import preview, send_bulk, validate
+from .compat import EmailSender, EmailSendResult
+from .compose import Outgoing
+from .config import SMTPConfig
+from .errors import (
+    AuthenticationError,
+    BatchStopped,
+    ConfigurationError,
+    MailkitError,
+    SMTPConnectError,
+    SMTPError,
+    SMTPTimeoutError,
+    TemplateError,
+    ValidationError,
+)
+from .results import summary
+from .server import CapturedMessage, LocalSMTPServer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthenticationError",
+    "BatchStopped",
+    "CapturedMessage",
+    "ConfigurationError",
+    "EmailSendResult",
+    "EmailSender",
+    "LocalSMTPServer",
+    "MailkitError",
+    "Outgoing",
+    "SMTPConfig",
+    "SMTPConnectError",
+    "SMTPError",
+    "SMTPTimeoutError",
+    "TemplateError",
+    "ValidationError",
+    "preview",
+    "send_bulk",
+    "summary",
+    "validate",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # mailkit.last_results: the results of the last send_bulk call, also after an
+    # exception or an interrupt.
+    if name == "last_results":
+        return state.last_results
+    raise AttributeError(f"module 'mailkit' has no attribute {name!r}")

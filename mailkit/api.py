@@ -1,0 +1,186 @@
+"""The one-call API: :func:`send_bulk`, :func:`validate` and :func:`preview`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Hashable, Iterable, Mapping
+
+import pandas as pd
+
+from . import state
+from .compose import MessagePlan, Outgoing
+from .config import SMTPConfig, resolve_smtp
+from .engine import Engine, ProgressCallback, RetryPolicy
+from .errors import ConfigurationError, ValidationError
+from .modes import DEFAULT_MAX_WORKERS, resolve_mode
+from .progress import ProgressOption
+from .templates import TemplateSource
+from .validate import find_problems
+
+__all__ = ["preview", "send_bulk", "validate"]
+
+logger = logging.getLogger(__name__)
+
+_MESSAGE_OPTIONS = ("headers",)
+_CHECK_OPTIONS = ("allow_empty",)
+_RUN_OPTIONS = ("delay", "jitter", "rate", "max_retries", "retry_backoff")
+
+
+def _check_frame(df: Any) -> pd.DataFrame:
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(
+            f"send_bulk expects a pandas DataFrame as its first argument, got "
+            f"{type(df).__name__}."
+        )
+    return df
+
+
+def _check_options(options: Mapping[str, Any], allowed: Iterable[str]) -> None:
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ConfigurationError(
+            f"Unknown option(s) {', '.join(unknown)}; the options are "
+            f"{', '.join(sorted(allowed))}."
+        )
+
+
+def _plan(
+    subject: TemplateSource,
+    body: TemplateSource,
+    html: TemplateSource | None,
+    to: str,
+    sender: str,
+    options: Mapping[str, Any],
+) -> MessagePlan:
+    return MessagePlan.build(
+        subject=subject,
+        body=body,
+        html=html,
+        sender=sender,
+        to=to,
+        headers=options.get("headers"),
+    )
+
+
+def _preflight(df: pd.DataFrame, plan: MessagePlan, options: Mapping[str, Any]) -> None:
+    problems = find_problems(df, plan, allow_empty=options.get("allow_empty", False))
+    if len(problems):
+        logger.warning("preflight found %d problem(s); nothing was sent", len(problems))
+        raise ValidationError(problems)
+
+
+def validate(
+    df: pd.DataFrame,
+    *,
+    subject: TemplateSource,
+    body: TemplateSource,
+    html: TemplateSource | None = None,
+    to: str = "email",
+    sender: str,
+    **options: Any,
+) -> pd.DataFrame:
+    """Return the problems DataFrame (row, column, problem, value); sends nothing."""
+    _check_options(options, (*_MESSAGE_OPTIONS, *_CHECK_OPTIONS))
+    plan = _plan(subject, body, html, to, sender, options)
+    return find_problems(
+        _check_frame(df), plan, allow_empty=options.get("allow_empty", False)
+    )
+
+
+def preview(
+    df: pd.DataFrame,
+    row: Hashable | None = None,
+    *,
+    subject: TemplateSource,
+    body: TemplateSource,
+    html: TemplateSource | None = None,
+    to: str = "email",
+    sender: str,
+    **options: Any,
+) -> Outgoing:
+    """Return the message for the row with index label ``row`` (the first row when
+    None) exactly as :func:`send_bulk` would send it."""
+    _check_options(options, (*_MESSAGE_OPTIONS, *_CHECK_OPTIONS))
+    df = _check_frame(df)
+    if len(df) == 0:
+        raise ValueError("The DataFrame has no rows to preview.")
+    label = df.index[0] if row is None else row
+    if label not in df.index:
+        raise KeyError(f"No row with index label {label!r} in the DataFrame.")
+    plan = _plan(subject, body, html, to, sender, options)
+    subset = df.loc[[label]]
+    _preflight(subset, plan, options)
+    return plan.compose(label, subset.iloc[0].to_dict())
+
+
+def send_bulk(
+    df: pd.DataFrame,
+    *,
+    subject: TemplateSource,
+    body: TemplateSource,
+    html: TemplateSource | None = None,
+    to: str = "email",
+    sender: str,
+    mode: str = "instant",
+    max_workers: int = DEFAULT_MAX_WORKERS,
+    smtp: str | SMTPConfig | None = None,
+    progress: ProgressOption = True,
+    progress_callback: ProgressCallback | None = None,
+    **options: Any,
+) -> pd.DataFrame:
+    """Send one message per row of ``df`` and return what happened to each row.
+
+    ``subject``, ``body`` and ``html`` are Jinja2 templates (strings, or
+    ``pathlib.Path`` objects to template files) that see the row's columns as
+    variables and the whole row as ``row``. ``to`` names the column with the
+    recipient address(es), several separated by ``,`` or ``;``.
+
+    Modes: ``"instant"`` sends over ``max_workers`` connections in parallel,
+    ``"fast"`` over one connection without pauses, ``"safe"`` over one
+    connection with a pause of ``delay`` seconds (default 1) plus up to
+    ``jitter`` seconds between messages. ``rate`` caps messages per second over
+    all connections in any mode.
+
+    Other options: ``headers`` (a dict of extra header templates),
+    ``allow_empty`` (True, or column names whose blank cells may print as
+    nothing), ``max_retries`` and ``retry_backoff`` (seconds) for temporary
+    failures before the hand-over.
+
+    Every row is checked before the first connection; problems raise
+    :class:`~mailkit.ValidationError` and nothing is sent. The returned
+    DataFrame has the same index as ``df`` and the columns ``to``, ``status``,
+    ``smtp_code``, ``smtp_reply``, ``error``, ``message_id``, ``attempts``,
+    ``started_at``, ``finished_at``, ``duration_s`` and ``refused``.
+    """
+    _check_options(options, (*_MESSAGE_OPTIONS, *_CHECK_OPTIONS, *_RUN_OPTIONS))
+    df = _check_frame(df)
+    settings = resolve_mode(
+        mode,
+        max_workers=max_workers,
+        delay=options.get("delay"),
+        jitter=options.get("jitter", 0.0),
+        rate=options.get("rate"),
+    )
+    retry = RetryPolicy(
+        max_retries=options.get("max_retries", RetryPolicy.max_retries),
+        backoff=options.get("retry_backoff", RetryPolicy.backoff),
+    )
+    config = resolve_smtp(smtp)
+    plan = _plan(subject, body, html, to, sender, options)
+    _preflight(df, plan, options)
+    engine = Engine(
+        df,
+        plan,
+        config,
+        settings,
+        retry=retry,
+        progress=progress,
+        progress_callback=progress_callback,
+    )
+    try:
+        results = engine.run()
+    except BaseException as exc:
+        state.last_results = getattr(exc, "results", state.last_results)
+        raise
+    state.last_results = results
+    return results

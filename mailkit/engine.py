@@ -1,0 +1,338 @@
+"""The delivery engine that all three modes share.
+
+Workers take row positions from a queue, compose the row's message, and send it
+over the connection they own. They report each finished row as an event on a
+queue; only the calling thread reads those events and updates the results, the
+progress bar, the log and the caller's callback, because output from other
+threads lands in the wrong notebook cell.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import pandas as pd
+
+from .compose import MessagePlan, Outgoing
+from .config import SMTPConfig
+from .errors import AuthenticationError, BatchStopped, ConfigurationError, SMTPError
+from .modes import Pacer, RunSettings
+from .progress import ProgressOption, open_bar
+from .results import RowResult, build_results
+from .transport import DEFERRED, FAILED, SENT, SKIPPED, Connection, Outcome
+
+__all__ = ["Engine", "RetryPolicy"]
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int, dict[str, Any]], None]
+
+# How long the calling thread waits for workers to finish their current message
+# after a stop, beyond the command timeout.
+_JOIN_GRACE_S = 5.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries of temporary (4xx) failures that happen before the hand-over.
+
+    The n-th retry waits ``backoff * 2 ** (n - 1)`` seconds plus up to ``backoff``
+    seconds of jitter.
+    """
+
+    max_retries: int = 3
+    backoff: float = 1.0
+
+    def delay(self, retry: int) -> float:
+        return self.backoff * 2 ** (retry - 1) + random.uniform(0, self.backoff)
+
+
+class _RowSource:
+    """Row values by position, read from per-column lists so that workers never
+    index the DataFrame concurrently and no per-row copies pile up."""
+
+    def __init__(self, df: pd.DataFrame) -> None:
+        self.labels = list(df.index)
+        self.columns = {str(name): df[name].tolist() for name in df.columns}
+
+    def row(self, position: int) -> dict[str, Any]:
+        return {name: values[position] for name, values in self.columns.items()}
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Engine:
+    """Sends every row of one DataFrame; build one per batch."""
+
+    def __init__(
+        self,
+        df: pd.DataFrame,
+        plan: MessagePlan,
+        config: SMTPConfig,
+        settings: RunSettings,
+        *,
+        retry: RetryPolicy = RetryPolicy(),
+        progress: ProgressOption = True,
+        progress_callback: ProgressCallback | None = None,
+    ) -> None:
+        self.df = df
+        self.plan = plan
+        self.config = config
+        self.settings = settings
+        self.retry = retry
+        self.progress = progress
+        self.progress_callback = progress_callback
+        self._rows = _RowSource(df)
+        self._total = len(df)
+        self._todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._stop_reason = ""
+        self._pacer = Pacer(settings.interval, settings.jitter)
+        self._results: list[RowResult | None] = [None] * self._total
+        self._counts: dict[str, int] = {}
+
+    # -- calling thread ----------------------------------------------------------
+
+    def run(self) -> pd.DataFrame:
+        """Send every row and return the results DataFrame.
+
+        Raises before any message when the first connection cannot be opened.
+        Raises BatchStopped when the run stopped early (for example a rejected
+        login on a reconnect), and re-raises KeyboardInterrupt; both carry the
+        results of every row as ``.results``.
+        """
+        started = time.monotonic()
+        logger.info(
+            "sending %d rows in %s mode with %d worker(s) to %s:%s",
+            self._total,
+            self.settings.mode,
+            self.settings.workers,
+            self.config.host,
+            self.config.port,
+        )
+        if self._total == 0:
+            return self._finish(started)
+        first = Connection(self.config)
+        first.open()
+        for position in range(self._total):
+            self._todo.put(position)
+        workers = [
+            threading.Thread(
+                target=self._work,
+                args=(first if index == 0 else None,),
+                name=f"mailkit-worker-{index}",
+                daemon=True,
+            )
+            for index in range(min(self.settings.workers, self._total))
+        ]
+        bar = open_bar(self._total, self.progress, f"{self.settings.mode} send")
+        try:
+            for worker in workers:
+                worker.start()
+            self._collect(workers, bar)
+        except BaseException as exc:
+            self._stop_now(workers, bar, f"the run was interrupted ({type(exc).__name__})")
+            results = self._finish(started)
+            exc.results = results  # type: ignore[attr-defined]
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        results = self._finish(started)
+        if self._stop_reason:
+            raise BatchStopped(
+                f"The run stopped early: {self._stop_reason}. See .results for every "
+                "row; rows with status 'skipped' were not sent.",
+                results,
+            )
+        return results
+
+    def _collect(self, workers: list[threading.Thread], bar: Any) -> None:
+        done = 0
+        running = len(workers)
+        while running:
+            kind, payload = self._events.get()
+            if kind == "exit":
+                running -= 1
+                continue
+            done += 1
+            self._record(payload, done, bar)
+
+    def _record(self, result: RowResult, done: int, bar: Any) -> None:
+        position = result.label
+        result.label = self._rows.labels[position]
+        self._results[position] = result
+        if result.status != SENT:
+            logger.warning(
+                "row %r to %s: %s (%s)",
+                result.label,
+                result.to,
+                result.status,
+                result.error,
+            )
+        self._counts[result.status] = self._counts.get(result.status, 0) + 1
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(self._counts, refresh=False)
+        if self.progress_callback is not None:
+            self.progress_callback(done, self._total, result.as_record())
+
+    def _stop_now(self, workers: list[threading.Thread], bar: Any, reason: str) -> None:
+        self._stop_reason = self._stop_reason or reason
+        self._stop.set()
+        deadline = time.monotonic() + self.config.timeout + _JOIN_GRACE_S
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        while True:
+            try:
+                kind, payload = self._events.get_nowait()
+            except queue.Empty:
+                break
+            if kind == "row":
+                position = payload.label
+                payload.label = self._rows.labels[position]
+                self._results[position] = payload
+                if bar is not None:
+                    bar.update(1)
+
+    def _finish(self, started: float) -> pd.DataFrame:
+        reason = self._stop_reason or "the run stopped before this row"
+        for position, result in enumerate(self._results):
+            if result is None:
+                self._results[position] = RowResult(
+                    label=self._rows.labels[position],
+                    to=self._recipient_text(position),
+                    status=SKIPPED,
+                    error=f"Not sent: {reason}.",
+                )
+        elapsed = time.monotonic() - started
+        results = build_results(
+            self.df.index,
+            self._results,  # type: ignore[arg-type]
+            attrs={
+                "mode": self.settings.mode,
+                "workers": self.settings.workers,
+                "server": self.config.url,
+                "elapsed_s": elapsed,
+            },
+        )
+        counts = results["status"].value_counts()
+        logger.info(
+            "finished %d rows in %.2f s: %s",
+            self._total,
+            elapsed,
+            ", ".join(f"{count} {status}" for status, count in counts.items() if count),
+        )
+        return results
+
+    def _recipient_text(self, position: int) -> str:
+        return str(self._rows.columns[self.plan.to][position]).strip()
+
+    # -- worker threads -----------------------------------------------------------
+
+    def _work(self, connection: Connection | None) -> None:
+        connection = connection or Connection(self.config)
+        try:
+            while not self._stop.is_set():
+                try:
+                    position = self._todo.get_nowait()
+                except queue.Empty:
+                    break
+                result = self._send_row(position, connection)
+                if result is None:
+                    self._todo.put(position)
+                    break
+                self._events.put(("row", result))
+        except BaseException:  # noqa: BLE001 - reported to the calling thread
+            logger.exception("worker failed")
+            self._halt("a worker failed unexpectedly; see the log")
+        finally:
+            connection.close()
+            self._events.put(("exit", None))
+
+    def _halt(self, reason: str) -> None:
+        if not self._stop_reason:
+            self._stop_reason = reason
+        self._stop.set()
+
+    def _send_row(self, position: int, connection: Connection) -> RowResult | None:
+        """Send one row; None means the row was not tried because the run stopped."""
+        result = RowResult(label=position, to=self._recipient_text(position), status=FAILED)
+        try:
+            outgoing = self.plan.compose(position, self._rows.row(position))
+        except Exception as exc:  # noqa: BLE001 - any template or data error
+            result.error = f"The message could not be built: {type(exc).__name__}: {exc}"
+            return result
+        result.to = ", ".join(outgoing.recipients)
+        result.message_id = outgoing.message_id
+        retries = 0
+        while True:
+            if not self._pacer.wait(self._stop):
+                return None if result.attempts == 0 else self._defer(result)
+            outcome = self._attempt(outgoing, connection, result)
+            if outcome is None:
+                return None if result.attempts == 0 else self._defer(result)
+            self._apply(result, outcome)
+            if outcome.status != DEFERRED or outcome.handed_over:
+                return result
+            if retries >= self.retry.max_retries:
+                return result
+            retries += 1
+            logger.info(
+                "row %r deferred (%s); retry %d of %d",
+                self._rows.labels[position],
+                outcome.error,
+                retries,
+                self.retry.max_retries,
+            )
+            if self._stop.wait(self.retry.delay(retries)):
+                return result
+
+    def _attempt(
+        self, outgoing: Outgoing, connection: Connection, result: RowResult
+    ) -> Outcome | None:
+        if not connection.is_open:
+            try:
+                connection.open()
+            except AuthenticationError as exc:
+                self._halt(f"the server rejected the login ({exc.code} {exc.reply})")
+                return None
+            except ConfigurationError as exc:
+                self._halt(str(exc))
+                return None
+            except SMTPError as exc:
+                if result.started_at is None:
+                    result.started_at = _now()
+                result.attempts += 1
+                return Outcome(DEFERRED, exc.code, exc.reply, error=str(exc), reconnect=True)
+        if result.started_at is None:
+            result.started_at = _now()
+        result.attempts += 1
+        outcome = connection.send(outgoing)
+        if outcome.reconnect:
+            connection.discard()
+        return outcome
+
+    @staticmethod
+    def _apply(result: RowResult, outcome: Outcome) -> None:
+        result.status = outcome.status
+        result.smtp_code = outcome.code
+        result.smtp_reply = outcome.reply
+        result.error = outcome.error
+        result.refused = outcome.refused
+        result.finished_at = _now()
+
+    def _defer(self, result: RowResult) -> RowResult:
+        result.finished_at = result.finished_at or _now()
+        return result
+

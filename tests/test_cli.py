@@ -1,0 +1,63 @@
+"""The mailkit command, run as a subprocess as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    env.pop("MAILKIT_SMTP_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "mailkit.cli", *args],
+        capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT,
+    )
+
+
+def test_demo_sends_all_rows(tmp_path):
+    maildir = tmp_path / "captured"
+    done = _run("demo", "--maildir", str(maildir), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert "100 rows: 100 sent" in done.stdout
+    assert "messages per second" in done.stdout
+    assert str(maildir) in done.stdout
+    assert len(list((maildir / "new").iterdir())) == 100
+
+
+def test_send_without_server_explains(tmp_path):
+    csv = tmp_path / "people.csv"
+    csv.write_text("email\na@example.com\n", encoding="utf-8")
+    body = tmp_path / "body.txt"
+    body.write_text("Hello", encoding="utf-8")
+    done = _run("send", str(csv), "--subject", "Hi", "--body", str(body), "--sender", "me@example.com")
+    assert done.returncode == 2
+    assert "No SMTP server is configured" in done.stderr
+
+
+def test_serve_then_send(tmp_path):
+    csv = tmp_path / "people.csv"
+    csv.write_text("email,name\na@example.com,Ann\nb@example.com,Bo\n", encoding="utf-8")
+    body = tmp_path / "body.txt"
+    body.write_text("Hello {{ name }}", encoding="utf-8")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mailkit.cli", "serve", "--port", "0", "--duration", "60"],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT,
+    )
+    try:
+        first = server.stdout.readline()
+        url = first.split()[4].rstrip(";")
+        done = _run("send", str(csv), "--subject", "Hi {{ name }}", "--body", str(body),
+                    "--sender", "me@example.com", "--smtp", url, "--mode", "fast",
+                    "--results", str(tmp_path / "results.csv"), "--no-progress")
+        assert done.returncode == 0, done.stderr
+        assert "2 rows: 2 sent" in done.stdout
+        assert (tmp_path / "results.csv").read_text().count("sent") == 2
+    finally:
+        server.terminate()
+        out, _ = server.communicate(timeout=10)
+    assert "received from me@example.com to a@example.com" in out

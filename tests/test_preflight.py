@@ -1,0 +1,107 @@
+"""Preflight: bad input raises ValidationError before any connection."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import mailkit
+
+SENDER = "Accounts team <accounts@example.com>"
+
+
+def test_missing_field_names_row_column_and_close_name(server):
+    df = pd.DataFrame({"email": ["a@example.com"], "First Name": ["Ann"]})
+    with pytest.raises(mailkit.ValidationError) as caught:
+        mailkit.send_bulk(
+            df, subject="Hi {{ first_name }}", body="x", sender=SENDER, smtp=server.url
+        )
+    problems = caught.value.problems
+    assert list(problems.columns) == ["row", "column", "problem", "value"]
+    assert problems["column"].tolist() == ["first_name"]
+    assert "'First Name'" in problems["problem"].iloc[0]
+    assert "first_name" in str(caught.value)
+    assert server.sessions == 0
+    assert server.messages == []
+
+
+@pytest.mark.parametrize(
+    "cell, reason",
+    [
+        ("not-an-address", "no @"),
+        ("", "empty"),
+        (None, "empty"),
+        ("a b@example.com", "whitespace"),
+        ("a@example", "domain"),
+    ],
+)
+def test_invalid_address_names_row_and_column(server, cell, reason):
+    df = pd.DataFrame(
+        {"email": ["ok@example.com", cell, "fine@example.org"]}, index=[10, 11, 12]
+    )
+    with pytest.raises(mailkit.ValidationError) as caught:
+        mailkit.send_bulk(df, subject="Hi", body="x", sender=SENDER, smtp=server.url)
+    problems = caught.value.problems
+    assert problems["row"].tolist() == [11]
+    assert problems["column"].tolist() == ["email"]
+    assert reason in problems["problem"].iloc[0]
+    assert "row 11, column 'email'" in str(caught.value)
+    assert server.sessions == 0
+
+
+def test_missing_recipient_column(server):
+    df = pd.DataFrame({"Email": ["a@example.com"]})
+    with pytest.raises(mailkit.ValidationError, match="did you mean 'Email'"):
+        mailkit.send_bulk(df, subject="Hi", body="x", sender=SENDER, smtp=server.url)
+    assert server.sessions == 0
+
+
+def test_empty_cell_used_by_template(server):
+    df = pd.DataFrame({"email": ["a@example.com", "b@example.com"], "name": ["Ann", None]})
+    with pytest.raises(mailkit.ValidationError) as caught:
+        mailkit.send_bulk(df, subject="Hi {{ name }}", body="x", sender=SENDER, smtp=server.url)
+    assert caught.value.problems[["row", "column"]].values.tolist() == [[1, "name"]]
+    results = mailkit.send_bulk(
+        df, subject="Hi {{ name }}", body="x", sender=SENDER, smtp=server.url,
+        allow_empty=["name"],
+    )
+    assert (results["status"] == "sent").all()
+    subjects = sorted(m.message["Subject"] for m in server.messages)
+    assert subjects == ["Hi", "Hi Ann"]
+
+
+def test_line_break_in_subject_field(server):
+    df = pd.DataFrame({"email": ["a@example.com"], "title": ["Welcome\r\nBcc: eve@example.net"]})
+    with pytest.raises(mailkit.ValidationError, match="line break"):
+        mailkit.send_bulk(df, subject="{{ title }}", body="x", sender=SENDER, smtp=server.url)
+    assert server.sessions == 0
+
+
+def test_validate_returns_problems_without_sending(server):
+    df = pd.DataFrame({"email": ["bad", "a@example.com"]})
+    problems = mailkit.validate(df, subject="Hi {{ nope }}", body="x", sender=SENDER)
+    assert len(problems) == 2
+    assert set(problems["column"]) == {"email", "nope"}
+
+
+def test_template_syntax_error():
+    df = pd.DataFrame({"email": ["a@example.com"]})
+    with pytest.raises(mailkit.TemplateError, match="subject template, line 1"):
+        mailkit.validate(df, subject="Hi {{ name", body="x", sender=SENDER)
+
+
+def test_invalid_sender():
+    df = pd.DataFrame({"email": ["a@example.com"]})
+    with pytest.raises(mailkit.ConfigurationError, match="Invalid sender"):
+        mailkit.validate(df, subject="Hi", body="x", sender="nobody")
+
+
+def test_unknown_option_is_rejected():
+    df = pd.DataFrame({"email": ["a@example.com"]})
+    with pytest.raises(mailkit.ConfigurationError, match="Unknown option"):
+        mailkit.send_bulk(df, subject="Hi", body="x", sender=SENDER, smtp="smtp://127.0.0.1:1", colour="red")
+
+
+def test_not_a_dataframe():
+    with pytest.raises(TypeError, match="pandas DataFrame"):
+        mailkit.send_bulk([{"email": "a@example.com"}], subject="Hi", body="x", sender=SENDER)
