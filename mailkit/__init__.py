@@ -28,6 +28,7 @@ from .errors import (
 )
 from .results import summary
 from .server import CapturedMessage, LocalSMTPServer
+from .stop import StopToken
 
 __version__ = "0.1.0"
 
@@ -45,6 +46,7 @@ __all__ = [
     "SMTPConnectError",
     "SMTPError",
     "SMTPTimeoutError",
+    "StopToken",
     "TemplateError",
     "ValidationError",
     "preview",

@@ -14,6 +14,7 @@ from .engine import Engine, ProgressCallback, RetryPolicy
 from .errors import ConfigurationError, ValidationError
 from .modes import DEFAULT_MAX_WORKERS, resolve_mode
 from .progress import ProgressOption
+from .stop import StopSignal, check_stop_signal
 from .templates import TemplateSource
 from .validate import find_problems
 
@@ -126,6 +127,7 @@ def send_bulk(
     smtp: str | SMTPConfig | None = None,
     progress: ProgressOption = True,
     progress_callback: ProgressCallback | None = None,
+    stop: StopSignal | None = None,
     **options: Any,
 ) -> pd.DataFrame:
     """Send one message per row of ``df`` and return what happened to each row.
@@ -146,6 +148,12 @@ def send_bulk(
     nothing), ``max_retries`` and ``retry_backoff`` (seconds) for temporary
     failures before the hand-over.
 
+    ``progress_callback(done, total, row)`` is called in the calling thread
+    after each row, with the row's result as a dict. ``stop`` takes a
+    :class:`~mailkit.StopToken` (or a :class:`threading.Event`) that another
+    thread can set to end the batch early: no new message starts, and the rows
+    not sent come back with status ``skipped``.
+
     Every row is checked before the first connection; problems raise
     :class:`~mailkit.ValidationError` and nothing is sent. The returned
     DataFrame has the same index as ``df`` and the columns ``to``, ``status``,
@@ -154,6 +162,7 @@ def send_bulk(
     """
     _check_options(options, (*_MESSAGE_OPTIONS, *_CHECK_OPTIONS, *_RUN_OPTIONS))
     df = _check_frame(df)
+    stop = check_stop_signal(stop)
     settings = resolve_mode(
         mode,
         max_workers=max_workers,
@@ -176,6 +185,7 @@ def send_bulk(
         retry=retry,
         progress=progress,
         progress_callback=progress_callback,
+        stop=stop,
     )
     try:
         results = engine.run()

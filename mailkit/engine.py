@@ -26,6 +26,7 @@ from .errors import AuthenticationError, BatchStopped, ConfigurationError, SMTPE
 from .modes import Pacer, RunSettings
 from .progress import ProgressOption, open_bar
 from .results import RowResult, build_results
+from .stop import USER_STOP_REASON, StopSignal
 from .transport import DEFERRED, FAILED, SENT, SKIPPED, Connection, Outcome
 
 __all__ = ["Engine", "RetryPolicy"]
@@ -37,6 +38,9 @@ ProgressCallback = Callable[[int, int, dict[str, Any]], None]
 # How long the calling thread waits for workers to finish their current message
 # after a stop, beyond the command timeout.
 _JOIN_GRACE_S = 5.0
+# How often the calling thread checks the caller's stop signal, in seconds, so that
+# a stop also ends pauses and retry waits that no worker is checking.
+_STOP_POLL_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,7 @@ class Engine:
         retry: RetryPolicy = RetryPolicy(),
         progress: ProgressOption = True,
         progress_callback: ProgressCallback | None = None,
+        stop: StopSignal | None = None,
     ) -> None:
         self.df = df
         self.plan = plan
@@ -91,6 +96,7 @@ class Engine:
         self.retry = retry
         self.progress = progress
         self.progress_callback = progress_callback
+        self.user_stop = stop
         self._rows = _RowSource(df)
         self._total = len(df)
         self._todo: queue.SimpleQueue[int] = queue.SimpleQueue()
@@ -109,7 +115,8 @@ class Engine:
         Raises before any message when the first connection cannot be opened.
         Raises BatchStopped when the run stopped early (for example a rejected
         login on a reconnect), and re-raises KeyboardInterrupt; both carry the
-        results of every row as ``.results``.
+        results of every row as ``.results``. A stop requested through ``stop``
+        returns the results, with the rows not sent marked skipped.
         """
         started = time.monotonic()
         logger.info(
@@ -120,7 +127,7 @@ class Engine:
             self.config.host,
             self.config.port,
         )
-        if self._total == 0:
+        if self._total == 0 or self._user_stop_requested():
             return self._finish(started)
         first = Connection(self.config)
         first.open()
@@ -149,7 +156,7 @@ class Engine:
             if bar is not None:
                 bar.close()
         results = self._finish(started)
-        if self._stop_reason:
+        if self._stop_reason and self._stop_reason != USER_STOP_REASON:
             raise BatchStopped(
                 f"The run stopped early: {self._stop_reason}. See .results for every "
                 "row; rows with status 'skipped' were not sent.",
@@ -160,8 +167,13 @@ class Engine:
     def _collect(self, workers: list[threading.Thread], bar: Any) -> None:
         done = 0
         running = len(workers)
+        poll = None if self.user_stop is None else _STOP_POLL_S
         while running:
-            kind, payload = self._events.get()
+            try:
+                kind, payload = self._events.get(timeout=poll)
+            except queue.Empty:
+                self._user_stop_requested()
+                continue
             if kind == "exit":
                 running -= 1
                 continue
@@ -224,6 +236,7 @@ class Engine:
                 "workers": self.settings.workers,
                 "server": self.config.url,
                 "elapsed_s": elapsed,
+                "stop_reason": self._stop_reason,
             },
         )
         counts = results["status"].value_counts()
@@ -243,7 +256,7 @@ class Engine:
     def _work(self, connection: Connection | None) -> None:
         connection = connection or Connection(self.config)
         try:
-            while not self._stop.is_set():
+            while not self._stop.is_set() and not self._user_stop_requested():
                 try:
                     position = self._todo.get_nowait()
                 except queue.Empty:
@@ -259,6 +272,13 @@ class Engine:
         finally:
             connection.close()
             self._events.put(("exit", None))
+
+    def _user_stop_requested(self) -> bool:
+        """Stop the run when the caller's stop signal is set; called by any thread."""
+        if self.user_stop is None or not self.user_stop.is_set():
+            return False
+        self._halt(USER_STOP_REASON)
+        return True
 
     def _halt(self, reason: str) -> None:
         if not self._stop_reason:
