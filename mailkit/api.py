@@ -13,7 +13,7 @@ from .config import SMTPConfig, resolve_smtp
 from .engine import Engine, ProgressCallback, RetryPolicy
 from .errors import ConfigurationError, ValidationError
 from .modes import DEFAULT_MAX_WORKERS, resolve_mode
-from .progress import ProgressOption
+from .progress import ProgressOption, check_progress_option
 from .stop import StopSignal, check_stop_signal
 from .templates import TemplateSource
 from .validate import find_problems
@@ -163,6 +163,7 @@ def send_bulk(
     _check_options(options, (*_MESSAGE_OPTIONS, *_CHECK_OPTIONS, *_RUN_OPTIONS))
     df = _check_frame(df)
     stop = check_stop_signal(stop)
+    check_progress_option(progress)
     settings = resolve_mode(
         mode,
         max_workers=max_workers,

@@ -94,6 +94,18 @@ def _send(args: argparse.Namespace) -> int:
     return 0 if stats["sent"] == len(df) else 1
 
 
+def _print_received(server: LocalSMTPServer, seen: int) -> int:
+    messages = server.messages
+    for message in messages[seen:]:
+        recipients = ", ".join(message.recipients)
+        print(
+            f"received from {message.envelope_from} to {recipients}"
+            f" ({len(message.data)} bytes)",
+            flush=True,
+        )
+    return len(messages)
+
+
 def _serve(args: argparse.Namespace) -> int:
     server = LocalSMTPServer(maildir=args.maildir, port=args.port)
     server.start()
@@ -105,15 +117,12 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         while deadline is None or time.monotonic() < deadline:
             time.sleep(0.2)
-            messages = server.messages
-            for message in messages[seen:]:
-                print(f"received from {message.envelope_from} to {', '.join(message.recipients)}"
-                      f" ({len(message.data)} bytes)", flush=True)
-            seen = len(messages)
+            seen = _print_received(server, seen)
     except KeyboardInterrupt:
         pass
     finally:
         server.stop()
+    seen = _print_received(server, seen)
     print(f"stopped after {seen} message(s)")
     return 0
 

@@ -12,7 +12,12 @@ from typing import Any, Union
 import tqdm
 import tqdm.std
 
-__all__ = ["ProgressOption", "open_bar", "progress_disabled_by_env"]
+__all__ = [
+    "ProgressOption",
+    "check_progress_option",
+    "open_bar",
+    "progress_disabled_by_env",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +46,17 @@ def _widgets_available() -> bool:
     return importlib.util.find_spec("ipywidgets") is not None
 
 
+def check_progress_option(progress: ProgressOption) -> None:
+    """Raise ValueError unless ``progress`` is a value that send_bulk accepts."""
+    if progress in (True, False, None, "auto", "text") or isinstance(progress, type):
+        return
+    raise ValueError(
+        f"Invalid progress={progress!r}: use True, 'auto', 'text', False or a tqdm class."
+    )
+
+
 def _bar_class(progress: ProgressOption) -> type | None:
+    check_progress_option(progress)
     if progress is False or progress is None or progress_disabled_by_env():
         return None
     if isinstance(progress, type):
@@ -61,9 +76,7 @@ def _bar_class(progress: ProgressOption) -> type | None:
         from tqdm.notebook import tqdm as notebook_tqdm
 
         return notebook_tqdm
-    raise ValueError(
-        f"Invalid progress={progress!r}: use True, 'auto', 'text', False or a tqdm class."
-    )
+    return None
 
 
 def open_bar(total: int, progress: ProgressOption, description: str) -> Any | None:

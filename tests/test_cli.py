@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,8 @@ def test_serve_then_send(tmp_path):
         assert "2 rows: 2 sent" in done.stdout
         assert (tmp_path / "results.csv").read_text().count("sent") == 2
     finally:
-        server.terminate()
+        server.send_signal(signal.SIGINT)
         out, _ = server.communicate(timeout=10)
     assert "received from me@example.com to a@example.com" in out
+    assert "stopped after 2 message(s)" in out
+    assert server.returncode == 0

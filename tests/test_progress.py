@@ -1,0 +1,163 @@
+"""Progress bars: made and closed in the calling thread, full count, text fallback."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+
+import pandas as pd
+import pytest
+import tqdm.std
+from aiosmtpd.controller import Controller
+
+import mailkit
+from mailkit import progress as progress_module
+
+SENDER = "Team <team@example.com>"
+
+
+class RecordingBar(tqdm.std.tqdm):
+    """A text bar that records its updates and the threads that touch it."""
+
+    instances: list["RecordingBar"] = []
+
+    def __init__(self, *args, **kwargs):
+        kwargs["file"] = open("/dev/null", "w")  # noqa: SIM115 - closed in close()
+        super().__init__(*args, **kwargs)
+        self.updates: list[int] = []
+        self.threads: set[str] = {threading.current_thread().name}
+        self.closed_at_count: int | None = None
+        RecordingBar.instances.append(self)
+
+    def update(self, n=1):
+        self.threads.add(threading.current_thread().name)
+        self.updates.append(n)
+        return super().update(n)
+
+    def close(self):
+        if self.closed_at_count is None:
+            self.closed_at_count = self.n
+        file = self.fp
+        super().close()
+        file.close()
+
+
+class RejectingHandler:
+    """Accepts everything but RCPT for the addresses in ``refused``."""
+
+    def __init__(self, refused: set[str]):
+        self.refused = refused
+        self.received: list[tuple[str, ...]] = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refused:
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.received.append(tuple(envelope.rcpt_tos))
+        return "250 OK"
+
+
+@pytest.fixture
+def rejecting_server():
+    handler = RejectingHandler({"user3@example.com", "user7@example.com", "user11@example.com"})
+    controller = Controller(handler, hostname="127.0.0.1", port=0)
+    # aiosmtpd's readiness check cannot use port 0, so bind first and read the port.
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        controller.port = probe.getsockname()[1]
+    controller.start()
+    try:
+        yield handler, f"smtp://127.0.0.1:{controller.port}"
+    finally:
+        controller.stop()
+
+
+def _frame(count: int) -> pd.DataFrame:
+    return pd.DataFrame({"email": [f"user{i}@example.com" for i in range(count)]})
+
+
+def test_bar_reaches_total_with_failures(rejecting_server, monkeypatch):
+    monkeypatch.delenv("MAILKIT_PROGRESS", raising=False)
+    handler, url = rejecting_server
+    RecordingBar.instances.clear()
+    results = mailkit.send_bulk(
+        _frame(20), subject="Hi", body="x", sender=SENDER, smtp=url, max_workers=4,
+        progress=RecordingBar,
+    )
+    assert len(RecordingBar.instances) == 1
+    bar = RecordingBar.instances[0]
+    assert bar.total == 20
+    assert sum(bar.updates) == 20
+    assert bar.closed_at_count == 20
+    assert bar.threads == {threading.current_thread().name}
+    assert (results["status"] == "failed").sum() == 3
+    assert len(handler.received) == 17
+
+
+def test_rejected_recipient_fails_only_its_row(rejecting_server):
+    handler, url = rejecting_server
+    results = mailkit.send_bulk(_frame(12), subject="Hi", body="x", sender=SENDER, smtp=url)
+    failed = results[results["status"] == "failed"]
+    assert failed.index.tolist() == [3, 7, 11]
+    assert failed["smtp_code"].tolist() == [550, 550, 550]
+    assert all("No such user here" in reply for reply in failed["smtp_reply"])
+    assert all("550" in error for error in failed["error"])
+    assert (results.drop(index=[3, 7, 11])["status"] == "sent").all()
+    assert sorted(r[0] for r in handler.received) == sorted(
+        f"user{i}@example.com" for i in range(12) if i not in (3, 7, 11)
+    )
+
+
+def test_progress_false_creates_no_bar(server, monkeypatch):
+    monkeypatch.delenv("MAILKIT_PROGRESS", raising=False)
+    created = []
+    monkeypatch.setattr(tqdm.std.tqdm, "__init__", lambda self, *a, **k: created.append(1))
+    mailkit.send_bulk(_frame(3), subject="Hi", body="x", sender=SENDER, smtp=server.url,
+                      progress=False)
+    assert created == []
+
+
+def test_text_progress_writes_to_stderr(server, monkeypatch, capsys):
+    monkeypatch.delenv("MAILKIT_PROGRESS", raising=False)
+    mailkit.send_bulk(_frame(5), subject="Hi", body="x", sender=SENDER, smtp=server.url,
+                      progress="text")
+    captured = capsys.readouterr()
+    assert "5/5" in captured.err
+    assert captured.out == ""
+
+
+def test_missing_ipywidgets_falls_back_to_text(server, monkeypatch, capsys):
+    monkeypatch.delenv("MAILKIT_PROGRESS", raising=False)
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)
+    monkeypatch.setattr(progress_module, "_in_notebook_kernel", lambda: True)
+    with pytest.warns(UserWarning, match="pip install ipywidgets"):
+        results = mailkit.send_bulk(_frame(5), subject="Hi", body="x", sender=SENDER,
+                                    smtp=server.url, progress="auto")
+    assert (results["status"] == "sent").all()
+    assert len(server.messages) == 5
+    assert "5/5" in capsys.readouterr().err
+
+
+def test_invalid_progress_option(server):
+    with pytest.raises(ValueError, match="Invalid progress"):
+        mailkit.send_bulk(_frame(1), subject="Hi", body="x", sender=SENDER,
+                          smtp=server.url, progress="sparkles")
+    assert server.sessions == 0
+
+
+def test_send_bulk_inside_running_event_loop(server):
+    async def caller():
+        results = mailkit.send_bulk(_frame(3), subject="Hi", body="x", sender=SENDER,
+                                    smtp=server.url)
+        await asyncio.sleep(0)
+        return results
+
+    results = asyncio.run(caller())
+    assert (results["status"] == "sent").all()
+    assert len(server.messages) == 3
