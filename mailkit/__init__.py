@@ -19,6 +19,8 @@ from .errors import (
     AuthenticationError,
     BatchStopped,
     ConfigurationError,
+    JournalError,
+    JournalLockedError,
     MailkitError,
     SMTPConnectError,
     SMTPError,
@@ -26,6 +28,7 @@ from .errors import (
     TemplateError,
     ValidationError,
 )
+from .journal import journal_results
 from .results import summary
 from .server import CapturedMessage, LocalSMTPServer
 from .stop import StopToken
@@ -39,6 +42,8 @@ __all__ = [
     "ConfigurationError",
     "EmailSendResult",
     "EmailSender",
+    "JournalError",
+    "JournalLockedError",
     "LocalSMTPServer",
     "MailkitError",
     "Outgoing",
@@ -49,6 +54,7 @@ __all__ = [
     "StopToken",
     "TemplateError",
     "ValidationError",
+    "journal_results",
     "preview",
     "send_bulk",
     "summary",

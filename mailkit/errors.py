@@ -10,6 +10,8 @@ Every exception mailkit raises derives from :class:`MailkitError`::
     │   ├── AuthenticationError                 the server rejected the credentials
     │   ├── SMTPConnectError (also ConnectionError)
     │   └── SMTPTimeoutError (also TimeoutError)
+    ├── JournalError                            a journal file cannot be used
+    │   └── JournalLockedError                  another batch is using the journal
     └── BatchStopped                            a run stopped early; .results
 
 Failures of single rows are not raised: they are rows of the results DataFrame.
@@ -26,6 +28,8 @@ __all__ = [
     "AuthenticationError",
     "BatchStopped",
     "ConfigurationError",
+    "JournalError",
+    "JournalLockedError",
     "MailkitError",
     "SMTPConnectError",
     "SMTPError",
@@ -103,6 +107,15 @@ class SMTPConnectError(SMTPError, ConnectionError):
 
 class SMTPTimeoutError(SMTPError, TimeoutError):
     """The server did not answer within the timeout."""
+
+
+class JournalError(MailkitError):
+    """A journal file is not a mailkit journal, does not fit this run, or failed."""
+
+
+class JournalLockedError(JournalError):
+    """Another batch, in this or another process, is using the journal; nothing
+    was sent."""
 
 
 class BatchStopped(MailkitError):
