@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from . import state
@@ -67,4 +68,7 @@ def __getattr__(name: str) -> Any:
     # exception or an interrupt.
     if name == "last_results":
         return state.last_results
+    # mailkit.widgets is imported on first use, because ipywidgets is slow to import.
+    if name == "widgets":
+        return importlib.import_module(".widgets", __name__)
     raise AttributeError(f"module 'mailkit' has no attribute {name!r}")
