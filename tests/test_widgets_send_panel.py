@@ -260,7 +260,7 @@ def test_send_panel_no_output_from_threads(monkeypatch, capfd):
     )
     # A kernel has no logging handlers unless the user adds some, so mailkit's
     # warnings would reach Python's last-resort handler, which writes to stderr.
-    # Without propagation to pytest's handlers, this test sees the same.
+    # Turning off propagation to pytest's handlers reproduces that here.
     monkeypatch.setattr(logging.getLogger("mailkit"), "propagate", False)
     df = _frame(8)
     refused = frozenset({"user1@example.com", "user5@example.com"})

@@ -53,7 +53,7 @@ def app(
     ``smtp`` fills the server form (a URL or a :class:`mailkit.SMTPConfig`);
     ``sender``, ``subject``, ``body``, ``html`` and ``to`` fill the message form
     and ``mode`` and ``max_workers`` the send form. Display the returned object
-    in a notebook cell; its ``results`` attribute holds the last batch's results.
+    in a notebook cell; its ``results`` attribute is the last batch's results.
     """
     settings = SMTPSettings(smtp)
     composer = Composer(

@@ -230,7 +230,7 @@ class Composer(w.VBox):
             self.check()
 
     def refresh_preview(self) -> None:
-        """Render the chosen row as it would be sent, or say why it cannot be."""
+        """Render the chosen row as it would be sent, or show why it cannot be."""
         if len(self.df) == 0:
             self.row_label.value = ""
             self.preview.value = info_html("The DataFrame has no rows to preview.")

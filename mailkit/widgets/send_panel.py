@@ -174,7 +174,7 @@ class SendPanel(w.VBox):
         """Start sending in a background thread, as the Send button does.
 
         Returns False, and starts nothing, while a batch is running or when the
-        form is incomplete; the form says why.
+        form is incomplete, and shows the reason in the form.
         """
         with self._lock:
             if self._busy:

@@ -90,10 +90,10 @@ class SMTPSettings(w.VBox):
     that is set. :meth:`config` returns the settings for
     ``send_bulk(smtp=...)``.
 
-    The password never stays in the widget: as soon as the form receives it
-    (when the field loses focus or Enter is pressed), it is moved into this
-    object's memory and the field is cleared, so saved widget state, notebook
-    files and outputs never contain it. With an empty password field, the
+    The password never stays in the widget. The form receives it when the
+    field loses focus or Enter is pressed, then moves it into this object's
+    memory and clears the field. So saved widget state, notebook files and
+    outputs never contain it. With an empty password field, the
     ``MAILKIT_SMTP_PASSWORD`` environment variable is used.
     """
 
@@ -240,8 +240,8 @@ class SMTPSettings(w.VBox):
             self.preset.value = "Custom"
 
     def _on_security(self, change: dict) -> None:
-        # Follow the usual port of the new mode when the port was the usual one
-        # of the old mode; a port chosen by hand is kept.
+        # Switch to the usual port of the new mode if the port was the usual
+        # one of the old mode. A port chosen by hand is kept.
         if self._applying_preset:
             return
         old_default = _DEFAULT_PORTS.get(change["old"])
@@ -343,9 +343,9 @@ class SMTPSettings(w.VBox):
         return self._test_task.join(timeout)
 
     def test_connection(self) -> bool:
-        """Connect, start TLS and log in as the form says, then disconnect.
+        """Connect, start TLS and log in with the form's settings, then disconnect.
 
-        Says in the form what worked or what failed, and returns True on success.
+        Shows in the form what worked or what failed, and returns True on success.
         """
         self.test_button.disabled = True
         try:
