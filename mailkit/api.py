@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, Hashable, Iterable, Mapping
 
 import pandas as pd
@@ -12,11 +13,13 @@ from .compose import MessagePlan, Outgoing
 from .config import SMTPConfig, resolve_smtp
 from .engine import Engine, ProgressCallback, RetryPolicy
 from .errors import ConfigurationError, ValidationError
+from .ledger import check_journal_options, open_ledger
 from .modes import DEFAULT_MAX_WORKERS, resolve_mode
 from .progress import ProgressOption, check_progress_option
 from .stop import StopSignal, check_stop_signal
+from .resume import key_problems
 from .templates import TemplateSource
-from .validate import find_problems
+from .validate import PROBLEM_COLUMNS, find_problems
 
 __all__ = ["preview", "send_bulk", "validate"]
 
@@ -63,8 +66,35 @@ def _plan(
     )
 
 
-def _preflight(df: pd.DataFrame, plan: MessagePlan, options: Mapping[str, Any]) -> None:
+def _find_all_problems(
+    df: pd.DataFrame,
+    plan: MessagePlan,
+    options: Mapping[str, Any],
+    *,
+    check_keys: bool = False,
+    key: Hashable | None = None,
+) -> pd.DataFrame:
     problems = find_problems(df, plan, allow_empty=options.get("allow_empty", False))
+    if not check_keys:
+        return problems
+    extra = key_problems(df, plan, key)
+    if not extra:
+        return problems
+    extra_frame = pd.DataFrame(extra, columns=PROBLEM_COLUMNS)
+    if not len(problems):
+        return extra_frame
+    return pd.concat([problems, extra_frame], ignore_index=True)
+
+
+def _preflight(
+    df: pd.DataFrame,
+    plan: MessagePlan,
+    options: Mapping[str, Any],
+    *,
+    check_keys: bool = False,
+    key: Hashable | None = None,
+) -> None:
+    problems = _find_all_problems(df, plan, options, check_keys=check_keys, key=key)
     if len(problems):
         logger.warning("preflight found %d problem(s); nothing was sent", len(problems))
         raise ValidationError(problems)
@@ -78,13 +108,20 @@ def validate(
     html: TemplateSource | None = None,
     to: str = "email",
     sender: str,
+    journal: str | os.PathLike | None = None,
+    key: Hashable | None = None,
     **options: Any,
 ) -> pd.DataFrame:
-    """Return the problems DataFrame (row, column, problem, value); sends nothing."""
+    """Return the problems DataFrame (row, column, problem, value); sends nothing.
+
+    With ``journal`` or ``key``, the row keys are checked as :func:`send_bulk`
+    checks them; the journal file itself is not opened.
+    """
     _check_options(options, (*_MESSAGE_OPTIONS, *_CHECK_OPTIONS))
     plan = _plan(subject, body, html, to, sender, options)
-    return find_problems(
-        _check_frame(df), plan, allow_empty=options.get("allow_empty", False)
+    check_keys = journal is not None or key is not None
+    return _find_all_problems(
+        _check_frame(df), plan, options, check_keys=check_keys, key=key
     )
 
 
@@ -128,6 +165,10 @@ def send_bulk(
     progress: ProgressOption = True,
     progress_callback: ProgressCallback | None = None,
     stop: StopSignal | None = None,
+    journal: str | os.PathLike | None = None,
+    key: Hashable | None = None,
+    retry_unknown: bool = False,
+    daily_quota: int | None = None,
     **options: Any,
 ) -> pd.DataFrame:
     """Send one message per row of ``df`` and return what happened to each row.
@@ -154,6 +195,19 @@ def send_bulk(
     thread can set to end the batch early: no new message starts, and the rows
     not sent come back with status ``skipped``.
 
+    ``journal`` names an SQLite file that records each row before and after it
+    is handed to the server. Running the same call again with the same journal
+    sends only the rows not sent yet: rows the journal records as ``sent`` or
+    ``partial`` come back ``skipped``, and rows whose outcome is unknown come
+    back ``unknown`` unless ``retry_unknown=True``, which sends them again with
+    their recorded Message-ID. A row is identified by the value in its ``key``
+    column, or else by its recipients, so reordering or extending the
+    DataFrame sends no row twice. Another batch using the same journal raises
+    :class:`~mailkit.JournalLockedError` before anything is sent.
+    ``daily_quota`` caps the messages handed over in any 24 hours, counting
+    earlier runs recorded in the journal (without a journal, this run only);
+    when it is reached the run stops and the rest come back ``skipped``.
+
     Every row is checked before the first connection; problems raise
     :class:`~mailkit.ValidationError` and nothing is sent. The returned
     DataFrame has the same index as ``df`` and the columns ``to``, ``status``,
@@ -175,9 +229,18 @@ def send_bulk(
         max_retries=options.get("max_retries", RetryPolicy.max_retries),
         backoff=options.get("retry_backoff", RetryPolicy.backoff),
     )
+    check_journal_options(journal, key, retry_unknown, daily_quota)
     config = resolve_smtp(smtp)
     plan = _plan(subject, body, html, to, sender, options)
-    _preflight(df, plan, options)
+    _preflight(df, plan, options, check_keys=journal is not None, key=key)
+    ledger = open_ledger(
+        df,
+        plan,
+        journal=journal,
+        key=key,
+        retry_unknown=retry_unknown,
+        daily_quota=daily_quota,
+    )
     engine = Engine(
         df,
         plan,
@@ -187,11 +250,14 @@ def send_bulk(
         progress=progress,
         progress_callback=progress_callback,
         stop=stop,
+        ledger=ledger,
     )
     try:
         results = engine.run()
     except BaseException as exc:
         state.last_results = getattr(exc, "results", state.last_results)
+        ledger.close_after_error(exc)
         raise
     state.last_results = results
+    ledger.close(results.attrs.get("stop_reason") or "finished")
     return results

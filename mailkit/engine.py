@@ -22,12 +22,19 @@ import pandas as pd
 
 from .compose import MessagePlan, Outgoing
 from .config import SMTPConfig
-from .errors import AuthenticationError, BatchStopped, ConfigurationError, SMTPError
+from .errors import (
+    AuthenticationError,
+    BatchStopped,
+    ConfigurationError,
+    JournalError,
+    SMTPError,
+)
+from .ledger import Ledger
 from .modes import Pacer, RunSettings
 from .progress import ProgressOption, open_bar
 from .results import RowResult, build_results
 from .stop import USER_STOP_REASON, StopSignal
-from .transport import DEFERRED, FAILED, SENT, SKIPPED, Connection, Outcome
+from .transport import DEFERRED, FAILED, SENT, SKIPPED, UNKNOWN, Connection, Outcome
 
 __all__ = ["Engine", "RetryPolicy"]
 
@@ -39,8 +46,12 @@ ProgressCallback = Callable[[int, int, dict[str, Any]], None]
 # after a stop, beyond the command timeout.
 _JOIN_GRACE_S = 5.0
 # How often the calling thread checks the caller's stop signal, in seconds, so that
-# a stop also ends pauses and retry waits that no worker is checking.
+# a stop also ends pauses and retry waits that no worker is checking. The same
+# period bounds how long a KeyboardInterrupt raised without a real signal (such
+# as _thread.interrupt_main) waits to be noticed.
 _STOP_POLL_S = 0.1
+# How long the calling thread waits for workers after it shut their sockets down.
+_ABORT_JOIN_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,7 @@ class Engine:
         progress: ProgressOption = True,
         progress_callback: ProgressCallback | None = None,
         stop: StopSignal | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         self.df = df
         self.plan = plan
@@ -106,6 +118,18 @@ class Engine:
         self._pacer = Pacer(settings.interval, settings.jitter)
         self._results: list[RowResult | None] = [None] * self._total
         self._counts: dict[str, int] = {}
+        self._quiet_stop = False
+        # The ledger decides which rows this run sends and records each hand-over
+        # in the journal and the daily quota.
+        self._ledger = ledger or Ledger(self._rows.labels)
+        for position, result in self._ledger.prefilled.items():
+            self._results[position] = result
+        self._to_send = len(self._ledger.positions)
+        # Rows whose SMTP transaction has started and not ended, and every
+        # worker's connection, so that an interrupt can tell which rows may have
+        # been delivered and can cut off the transactions still running.
+        self._in_flight: set[int] = set()
+        self._connections: list[Connection] = []
 
     # -- calling thread ----------------------------------------------------------
 
@@ -120,18 +144,25 @@ class Engine:
         """
         started = time.monotonic()
         logger.info(
-            "sending %d rows in %s mode with %d worker(s) to %s:%s",
+            "sending %d of %d rows in %s mode with %d worker(s) to %s:%s",
+            self._to_send,
             self._total,
             self.settings.mode,
             self.settings.workers,
             self.config.host,
             self.config.port,
         )
-        if self._total == 0 or self._user_stop_requested():
+        if self._to_send == 0 or self._user_stop_requested():
             return self._finish(started)
         first = Connection(self.config)
-        first.open()
-        for position in range(self._total):
+        try:
+            first.open()
+        except KeyboardInterrupt as exc:
+            self._halt(f"the run was interrupted ({type(exc).__name__})")
+            exc.results = self._finish(started)  # type: ignore[attr-defined]
+            raise
+        self._connections.append(first)
+        for position in self._ledger.positions:
             self._todo.put(position)
         workers = [
             threading.Thread(
@@ -140,9 +171,9 @@ class Engine:
                 name=f"mailkit-worker-{index}",
                 daemon=True,
             )
-            for index in range(min(self.settings.workers, self._total))
+            for index in range(min(self.settings.workers, self._to_send))
         ]
-        bar = open_bar(self._total, self.progress, f"{self.settings.mode} send")
+        bar = open_bar(self._to_send, self.progress, f"{self.settings.mode} send")
         try:
             for worker in workers:
                 worker.start()
@@ -156,7 +187,7 @@ class Engine:
             if bar is not None:
                 bar.close()
         results = self._finish(started)
-        if self._stop_reason and self._stop_reason != USER_STOP_REASON:
+        if self._stop_reason and not self._quiet_stop:
             raise BatchStopped(
                 f"The run stopped early: {self._stop_reason}. See .results for every "
                 "row; rows with status 'skipped' were not sent.",
@@ -167,10 +198,9 @@ class Engine:
     def _collect(self, workers: list[threading.Thread], bar: Any) -> None:
         done = 0
         running = len(workers)
-        poll = None if self.user_stop is None else _STOP_POLL_S
         while running:
             try:
-                kind, payload = self._events.get(timeout=poll)
+                kind, payload = self._events.get(timeout=_STOP_POLL_S)
             except queue.Empty:
                 self._user_stop_requested()
                 continue
@@ -180,10 +210,15 @@ class Engine:
             done += 1
             self._record(payload, done, bar)
 
-    def _record(self, result: RowResult, done: int, bar: Any) -> None:
+    def _store(self, result: RowResult) -> None:
+        """Keep a worker's result, labelled by row, and queue it for the journal."""
         position = result.label
         result.label = self._rows.labels[position]
         self._results[position] = result
+        self._ledger.finished(position, result)
+
+    def _record(self, result: RowResult, done: int, bar: Any) -> None:
+        self._store(result)
         if result.status != SENT:
             logger.warning(
                 "row %r to %s: %s (%s)",
@@ -197,36 +232,64 @@ class Engine:
             bar.update(1)
             bar.set_postfix(self._counts, refresh=False)
         if self.progress_callback is not None:
-            self.progress_callback(done, self._total, result.as_record())
+            self.progress_callback(done, self._to_send, result.as_record())
 
     def _stop_now(self, workers: list[threading.Thread], bar: Any, reason: str) -> None:
-        self._stop_reason = self._stop_reason or reason
-        self._stop.set()
+        """Stop the workers after an exception in the calling thread.
+
+        Transactions already running may finish until the reply timeout. A
+        second KeyboardInterrupt during that wait, or the end of the wait, shuts
+        their sockets down, so every worker ends within ``_ABORT_JOIN_S``.
+        """
+        self._halt(reason)
         deadline = time.monotonic() + self.config.timeout + _JOIN_GRACE_S
-        for worker in workers:
-            worker.join(max(0.0, deadline - time.monotonic()))
+        try:
+            _join_all(workers, deadline)
+        except KeyboardInterrupt:
+            logger.warning(
+                "interrupted again: closing the connections of %d row(s) in "
+                "transit without waiting for their replies",
+                len(self._in_flight),
+            )
+        if any(worker.is_alive() for worker in workers):
+            for connection in list(self._connections):
+                connection.abort()
+            try:
+                _join_all(workers, time.monotonic() + _ABORT_JOIN_S)
+            except KeyboardInterrupt:
+                logger.warning("interrupted again; not waiting for the workers")
         while True:
             try:
                 kind, payload = self._events.get_nowait()
             except queue.Empty:
                 break
             if kind == "row":
-                position = payload.label
-                payload.label = self._rows.labels[position]
-                self._results[position] = payload
+                self._store(payload)
                 if bar is not None:
                     bar.update(1)
 
     def _finish(self, started: float) -> pd.DataFrame:
         reason = self._stop_reason or "the run stopped before this row"
         for position, result in enumerate(self._results):
-            if result is None:
-                self._results[position] = RowResult(
-                    label=self._rows.labels[position],
+            if result is not None:
+                continue
+            if position in self._in_flight:
+                result = RowResult(
+                    label=position,
+                    to=self._recipient_text(position),
+                    status=UNKNOWN,
+                    error=f"The message may have been delivered: {reason} while it "
+                    "was being sent, before the server's reply. It is not sent again "
+                    "automatically.",
+                )
+            else:
+                result = RowResult(
+                    label=position,
                     to=self._recipient_text(position),
                     status=SKIPPED,
                     error=f"Not sent: {reason}.",
                 )
+            self._store(result)
         elapsed = time.monotonic() - started
         results = build_results(
             self.df.index,
@@ -237,6 +300,7 @@ class Engine:
                 "server": self.config.url,
                 "elapsed_s": elapsed,
                 "stop_reason": self._stop_reason,
+                **self._ledger.attrs,
             },
         )
         counts = results["status"].value_counts()
@@ -254,7 +318,9 @@ class Engine:
     # -- worker threads -----------------------------------------------------------
 
     def _work(self, connection: Connection | None) -> None:
-        connection = connection or Connection(self.config)
+        if connection is None:
+            connection = Connection(self.config)
+            self._connections.append(connection)
         try:
             while not self._stop.is_set() and not self._user_stop_requested():
                 try:
@@ -277,19 +343,26 @@ class Engine:
         """Stop the run when the caller's stop signal is set; called by any thread."""
         if self.user_stop is None or not self.user_stop.is_set():
             return False
-        self._halt(USER_STOP_REASON)
+        self._halt(USER_STOP_REASON, quiet=True)
         return True
 
-    def _halt(self, reason: str) -> None:
+    def _halt(self, reason: str, *, quiet: bool = False) -> None:
+        """Stop the run; the first reason wins. ``quiet`` stops return the
+        results instead of raising BatchStopped."""
         if not self._stop_reason:
             self._stop_reason = reason
+            self._quiet_stop = quiet
         self._stop.set()
 
     def _send_row(self, position: int, connection: Connection) -> RowResult | None:
         """Send one row; None means the row was not tried because the run stopped."""
         result = RowResult(label=position, to=self._recipient_text(position), status=FAILED)
         try:
-            outgoing = self.plan.compose(position, self._rows.row(position))
+            outgoing = self.plan.compose(
+                position,
+                self._rows.row(position),
+                message_id=self._ledger.message_id(position),
+            )
         except Exception as exc:  # noqa: BLE001 - any template or data error
             result.error = f"The message could not be built: {type(exc).__name__}: {exc}"
             return result
@@ -335,10 +408,24 @@ class Engine:
                     result.started_at = _now()
                 result.attempts += 1
                 return Outcome(DEFERRED, exc.code, exc.reply, error=str(exc), reconnect=True)
+        try:
+            admitted = self._ledger.before_send(outgoing, self._stop)
+        except JournalError as exc:
+            self._halt(str(exc))
+            return None
+        if not admitted:
+            reason = self._ledger.quota_stop_reason()
+            if reason:
+                self._halt(reason, quiet=True)
+            return None
         if result.started_at is None:
             result.started_at = _now()
         result.attempts += 1
+        position = outgoing.label
+        self._in_flight.add(position)
         outcome = connection.send(outgoing)
+        self._ledger.after_send(outgoing, outcome)
+        self._in_flight.discard(position)
         if outcome.reconnect:
             connection.discard()
         return outcome
@@ -356,3 +443,17 @@ class Engine:
         result.finished_at = result.finished_at or _now()
         return result
 
+
+
+def _join_all(workers: list[threading.Thread], deadline: float) -> None:
+    """Wait for the workers until the monotonic ``deadline``.
+
+    Waits in short slices so that a KeyboardInterrupt raised without a real
+    signal is noticed between them.
+    """
+    for worker in workers:
+        while worker.is_alive():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            worker.join(min(_STOP_POLL_S, remaining))

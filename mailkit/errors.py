@@ -11,7 +11,7 @@ Every exception mailkit raises derives from :class:`MailkitError`::
     │   ├── SMTPConnectError (also ConnectionError)
     │   └── SMTPTimeoutError (also TimeoutError)
     ├── JournalError                            a journal file cannot be used
-    │   └── JournalLockedError                  another batch is using the journal
+    │   └── JournalLockedError                  another batch uses the journal
     └── BatchStopped                            a run stopped early; .results
 
 Failures of single rows are not raised: they are rows of the results DataFrame.

@@ -297,6 +297,21 @@ class Connection:
             reconnect=self._smtp is None,
         )
 
+    def abort(self) -> None:
+        """Shut the socket down from another thread.
+
+        A worker blocked on a reply then gets an error at once instead of
+        waiting for the timeout; the worker still closes the connection itself.
+        """
+        smtp = self._smtp
+        sock = getattr(smtp, "sock", None) if smtp is not None else None
+        if sock is None:
+            return
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
     def discard(self) -> None:
         """Forget a connection that is broken, closing its socket."""
         if self._smtp is not None:
