@@ -23,6 +23,7 @@ from .errors import (
     JournalError,
     JournalLockedError,
     MailkitError,
+    MessageError,
     SMTPConnectError,
     SMTPError,
     SMTPTimeoutError,
@@ -30,9 +31,12 @@ from .errors import (
     ValidationError,
 )
 from .journal import journal_results
+from .preview import Preview
+from .readers import read_table
 from .results import summary
 from .server import CapturedMessage, LocalSMTPServer
 from .stop import StopToken
+from .tables import html_table, text_table
 
 __version__ = "0.1.0"
 
@@ -47,7 +51,9 @@ __all__ = [
     "JournalLockedError",
     "LocalSMTPServer",
     "MailkitError",
+    "MessageError",
     "Outgoing",
+    "Preview",
     "SMTPConfig",
     "SMTPConnectError",
     "SMTPError",
@@ -55,10 +61,13 @@ __all__ = [
     "StopToken",
     "TemplateError",
     "ValidationError",
+    "html_table",
     "journal_results",
     "preview",
+    "read_table",
     "send_bulk",
     "summary",
+    "text_table",
     "validate",
 ]
 

@@ -9,7 +9,9 @@ from typing import Any, Hashable, Iterable, Mapping
 import pandas as pd
 
 from . import state
-from .compose import MessagePlan, Outgoing
+from .batch import dry_run, merge_skipped
+from .capabilities import ServerCapabilities
+from .compose import MessagePlan
 from .config import SMTPConfig, resolve_smtp
 from .engine import Engine, ProgressCallback, RetryPolicy
 from .errors import ConfigurationError, ValidationError
@@ -17,17 +19,33 @@ from .ledger import check_journal_options, open_ledger
 from .modes import DEFAULT_MAX_WORKERS, resolve_mode
 from .progress import ProgressOption, check_progress_option
 from .stop import StopSignal, check_stop_signal
+from .preview import Preview
 from .resume import key_problems
 from .templates import TemplateSource
-from .validate import PROBLEM_COLUMNS, find_problems
+from .validate import PROBLEM_COLUMNS, Preflight, check_rows
 
 __all__ = ["preview", "send_bulk", "validate"]
 
 logger = logging.getLogger(__name__)
 
-_MESSAGE_OPTIONS = ("headers",)
-_CHECK_OPTIONS = ("allow_empty",)
-_RUN_OPTIONS = ("delay", "jitter", "rate", "max_retries", "retry_backoff")
+_MESSAGE_OPTIONS = (
+    "headers",
+    "cc",
+    "bcc",
+    "reply_to",
+    "to_name",
+    "cc_name",
+    "reply_to_name",
+    "markdown",
+    "attachments",
+    "attachment_types",
+    "inline_images",
+    "fill_empty",
+    "max_message_size",
+)
+_CHECK_OPTIONS = ("allow_empty", "skip_empty", "duplicates")
+_RUN_OPTIONS = ("delay", "jitter", "rate", "max_retries", "retry_backoff", "dry_run")
+_PREVIEW_OPTIONS = ("smtputf8", "message_id", "date")
 
 
 def _check_frame(df: Any) -> pd.DataFrame:
@@ -50,9 +68,9 @@ def _check_options(options: Mapping[str, Any], allowed: Iterable[str]) -> None:
 
 def _plan(
     subject: TemplateSource,
-    body: TemplateSource,
+    body: TemplateSource | None,
     html: TemplateSource | None,
-    to: str,
+    to: Any,
     sender: str,
     options: Mapping[str, Any],
 ) -> MessagePlan:
@@ -62,28 +80,36 @@ def _plan(
         html=html,
         sender=sender,
         to=to,
-        headers=options.get("headers"),
+        **{name: options[name] for name in _MESSAGE_OPTIONS if name in options},
     )
 
 
-def _find_all_problems(
+def _check(
     df: pd.DataFrame,
     plan: MessagePlan,
     options: Mapping[str, Any],
     *,
     check_keys: bool = False,
     key: Hashable | None = None,
-) -> pd.DataFrame:
-    problems = find_problems(df, plan, allow_empty=options.get("allow_empty", False))
-    if not check_keys:
-        return problems
-    extra = key_problems(df, plan, key)
-    if not extra:
-        return problems
-    extra_frame = pd.DataFrame(extra, columns=PROBLEM_COLUMNS)
-    if not len(problems):
-        return extra_frame
-    return pd.concat([problems, extra_frame], ignore_index=True)
+) -> Preflight:
+    report = check_rows(
+        df,
+        plan,
+        allow_empty=options.get("allow_empty", False),
+        skip_empty=options.get("skip_empty", ()),
+        duplicates=options.get("duplicates", "report"),
+    )
+    if check_keys:
+        sent = df.iloc[[i for i in range(len(df)) if i not in report.skipped]]
+        extra = key_problems(sent, plan, key)
+        if extra:
+            extra_frame = pd.DataFrame(extra, columns=PROBLEM_COLUMNS)
+            report.problems = (
+                pd.concat([report.problems, extra_frame], ignore_index=True)
+                if len(report.problems)
+                else extra_frame
+            )
+    return report
 
 
 def _preflight(
@@ -93,20 +119,25 @@ def _preflight(
     *,
     check_keys: bool = False,
     key: Hashable | None = None,
-) -> None:
-    problems = _find_all_problems(df, plan, options, check_keys=check_keys, key=key)
-    if len(problems):
-        logger.warning("preflight found %d problem(s); nothing was sent", len(problems))
-        raise ValidationError(problems)
+) -> Preflight:
+    report = _check(df, plan, options, check_keys=check_keys, key=key)
+    if len(report.problems):
+        logger.warning(
+            "preflight found %d problem(s); nothing was sent", len(report.problems)
+        )
+        raise ValidationError(report.problems)
+    if report.skipped:
+        logger.info("preflight skips %d row(s)", len(report.skipped))
+    return report
 
 
 def validate(
     df: pd.DataFrame,
     *,
     subject: TemplateSource,
-    body: TemplateSource,
+    body: TemplateSource | None = None,
     html: TemplateSource | None = None,
-    to: str = "email",
+    to: Any = "email",
     sender: str,
     journal: str | os.PathLike | None = None,
     key: Hashable | None = None,
@@ -114,15 +145,15 @@ def validate(
 ) -> pd.DataFrame:
     """Return the problems DataFrame (row, column, problem, value); sends nothing.
 
-    With ``journal`` or ``key``, the row keys are checked as :func:`send_bulk`
-    checks them; the journal file itself is not opened.
+    Takes the message and check options of :func:`send_bulk`. With ``journal``
+    or ``key``, the row keys are checked as :func:`send_bulk` checks them; the
+    journal file itself is not opened.
     """
     _check_options(options, (*_MESSAGE_OPTIONS, *_CHECK_OPTIONS))
+    df = _check_frame(df)
     plan = _plan(subject, body, html, to, sender, options)
     check_keys = journal is not None or key is not None
-    return _find_all_problems(
-        _check_frame(df), plan, options, check_keys=check_keys, key=key
-    )
+    return _check(df, plan, options, check_keys=check_keys, key=key).problems
 
 
 def preview(
@@ -130,15 +161,22 @@ def preview(
     row: Hashable | None = None,
     *,
     subject: TemplateSource,
-    body: TemplateSource,
+    body: TemplateSource | None = None,
     html: TemplateSource | None = None,
-    to: str = "email",
+    to: Any = "email",
     sender: str,
     **options: Any,
-) -> Outgoing:
-    """Return the message for the row with index label ``row`` (the first row when
-    None) exactly as :func:`send_bulk` would send it."""
-    _check_options(options, (*_MESSAGE_OPTIONS, *_CHECK_OPTIONS))
+) -> Preview:
+    """Return the message of the row with index label ``row`` (the first row when
+    None) exactly as :func:`send_bulk` would send it.
+
+    Takes the message and check options of :func:`send_bulk`, and these:
+    ``smtputf8`` (build it as for a server that offers SMTPUTF8; default False),
+    ``message_id`` and ``date`` (use these instead of a new Message-ID and the
+    current time, to reproduce the bytes of a message that was sent).
+    Raises ValidationError when preflight finds a problem in the row.
+    """
+    _check_options(options, (*_MESSAGE_OPTIONS, *_CHECK_OPTIONS, *_PREVIEW_OPTIONS))
     df = _check_frame(df)
     if len(df) == 0:
         raise ValueError("The DataFrame has no rows to preview.")
@@ -146,18 +184,27 @@ def preview(
     if label not in df.index:
         raise KeyError(f"No row with index label {label!r} in the DataFrame.")
     plan = _plan(subject, body, html, to, sender, options)
+    plan = plan.with_server(ServerCapabilities(smtputf8=bool(options.get("smtputf8"))))
     subset = df.loc[[label]]
-    _preflight(subset, plan, options)
-    return plan.compose(label, subset.iloc[0].to_dict())
+    report = _preflight(subset, plan, options)
+    if report.skipped:
+        raise ValueError(f"Row {label!r} is not sent: {report.skipped[0]}.")
+    outgoing = plan.compose(
+        label,
+        subset.iloc[0].to_dict(),
+        message_id=options.get("message_id"),
+        date=options.get("date"),
+    )
+    return Preview(label, outgoing)
 
 
 def send_bulk(
     df: pd.DataFrame,
     *,
     subject: TemplateSource,
-    body: TemplateSource,
+    body: TemplateSource | None = None,
     html: TemplateSource | None = None,
-    to: str = "email",
+    to: Any = "email",
     sender: str,
     mode: str = "instant",
     max_workers: int = DEFAULT_MAX_WORKERS,
@@ -184,10 +231,29 @@ def send_bulk(
     ``jitter`` seconds between messages. ``rate`` caps messages per second over
     all connections in any mode.
 
-    Other options: ``headers`` (a dict of extra header templates),
-    ``allow_empty`` (True, or column names whose blank cells may print as
-    nothing), ``max_retries`` and ``retry_backoff`` (seconds) for temporary
-    failures before the hand-over.
+    Message options: ``headers`` (a dict of extra header templates); ``cc``,
+    ``bcc`` and ``reply_to`` (a column name, a template, or fixed addresses
+    written with "@"); ``to_name``, ``cc_name`` and ``reply_to_name`` (columns
+    of display names); ``markdown`` (the body is Markdown and makes the HTML
+    part too; on by default for a ``.md`` path); ``attachments`` (a column or
+    template giving paths separated by ``;``, or a list of paths);
+    ``attachment_types`` (a dict from extension to content type, or a column of
+    types); ``inline_images`` (a dict from name to path, shown by the HTML body
+    with ``<img src="cid:name">``); ``max_message_size`` (bytes). Bcc
+    addresses go only into RCPT TO.
+
+    Check options: blank cells that a template uses are problems unless the
+    column is in ``allow_empty`` (True, or column names; print nothing),
+    ``fill_empty`` (a dict from column to default) or ``skip_empty`` (column
+    names; such rows are skipped). ``duplicates`` says what happens to a row
+    whose To address an earlier row has: "report" (a problem; the default),
+    "skip" or "allow".
+
+    Run options: ``max_retries`` and ``retry_backoff`` (seconds) for temporary
+    failures before the hand-over. ``dry_run=True`` builds and checks every
+    message and connects to no server: rows that build come back with status
+    ``skipped`` and the note "Dry run: ..." in ``error``, rows that cannot be
+    built with status ``failed``, and ``results.attrs["dry_run"]`` is True.
 
     ``progress_callback(done, total, row)`` is called in the calling thread
     after each row, with the row's result as a dict. ``stop`` takes a
@@ -230,11 +296,18 @@ def send_bulk(
         backoff=options.get("retry_backoff", RetryPolicy.backoff),
     )
     check_journal_options(journal, key, retry_unknown, daily_quota)
-    config = resolve_smtp(smtp)
     plan = _plan(subject, body, html, to, sender, options)
-    _preflight(df, plan, options, check_keys=journal is not None, key=key)
+    if options.get("dry_run"):
+        report = _preflight(df, plan, options)
+        results = dry_run(df, plan, report.skipped, settings.mode)
+        state.last_results = results
+        return results
+    config = resolve_smtp(smtp)
+    report = _preflight(df, plan, options, check_keys=journal is not None, key=key)
+    send_positions = [i for i in range(len(df)) if i not in report.skipped]
+    to_send = df.iloc[send_positions] if report.skipped else df
     ledger = open_ledger(
-        df,
+        to_send,
         plan,
         journal=journal,
         key=key,
@@ -242,7 +315,7 @@ def send_bulk(
         daily_quota=daily_quota,
     )
     engine = Engine(
-        df,
+        to_send,
         plan,
         config,
         settings,
@@ -253,9 +326,13 @@ def send_bulk(
         ledger=ledger,
     )
     try:
-        results = engine.run()
+        results = merge_skipped(df, plan, report.skipped, engine.run())
     except BaseException as exc:
-        state.last_results = getattr(exc, "results", state.last_results)
+        partial = getattr(exc, "results", None)
+        if partial is not None:
+            partial = merge_skipped(df, plan, report.skipped, partial)
+            exc.results = partial  # type: ignore[attr-defined]
+        state.last_results = partial if partial is not None else state.last_results
         ledger.close_after_error(exc)
         raise
     state.last_results = results

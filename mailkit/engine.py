@@ -27,6 +27,7 @@ from .errors import (
     BatchStopped,
     ConfigurationError,
     JournalError,
+    MessageError,
     SMTPError,
 )
 from .ledger import Ledger
@@ -162,6 +163,9 @@ class Engine:
             exc.results = self._finish(started)  # type: ignore[attr-defined]
             raise
         self._connections.append(first)
+        # Whether the server offers SMTPUTF8, and its SIZE limit, are known only
+        # after EHLO; every row is composed after this point.
+        self.plan = self.plan.with_server(first.capabilities)
         for position in self._ledger.positions:
             self._todo.put(position)
         workers = [
@@ -313,7 +317,7 @@ class Engine:
         return results
 
     def _recipient_text(self, position: int) -> str:
-        return str(self._rows.columns[self.plan.to][position]).strip()
+        return self.plan.recipient_text(self._rows.row(position))
 
     # -- worker threads -----------------------------------------------------------
 
@@ -363,6 +367,9 @@ class Engine:
                 self._rows.row(position),
                 message_id=self._ledger.message_id(position),
             )
+        except MessageError as exc:
+            result.error = str(exc)
+            return result
         except Exception as exc:  # noqa: BLE001 - any template or data error
             result.error = f"The message could not be built: {type(exc).__name__}: {exc}"
             return result

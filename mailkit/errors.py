@@ -6,6 +6,7 @@ Every exception mailkit raises derives from :class:`MailkitError`::
     ├── ConfigurationError (also ValueError)    settings are missing or conflict
     ├── ValidationError (also ValueError)       preflight found bad rows; .problems
     ├── TemplateError (also ValueError)         a template does not parse
+    ├── MessageError (also ValueError)          one row's message cannot be built
     ├── SMTPError                               a reply or failure from the server
     │   ├── AuthenticationError                 the server rejected the credentials
     │   ├── SMTPConnectError (also ConnectionError)
@@ -31,6 +32,7 @@ __all__ = [
     "JournalError",
     "JournalLockedError",
     "MailkitError",
+    "MessageError",
     "SMTPConnectError",
     "SMTPError",
     "SMTPTimeoutError",
@@ -49,6 +51,13 @@ class ConfigurationError(MailkitError, ValueError):
 
 class TemplateError(MailkitError, ValueError):
     """A subject, body or header template has a syntax error."""
+
+
+class MessageError(MailkitError, ValueError):
+    """One row's message cannot be built or sent to this server.
+
+    The engine records it as that row's failure; other rows go on.
+    """
 
 
 class ValidationError(MailkitError, ValueError):

@@ -275,7 +275,7 @@ def open_ledger(
     """
     labels = list(df.index)
     recipients = [
-        ", ".join(split_addresses(str(cell))) for cell in df[plan.to].tolist()
+        ", ".join(split_addresses(cell)) for cell in plan.recipient_values(df)
     ]
     if journal is None:
         quota = QuotaGate(daily_quota) if daily_quota is not None else None

@@ -87,7 +87,7 @@ def recipients_key(cell: Any) -> str:
 def row_keys(df: pd.DataFrame, plan: MessagePlan, key: str | None) -> list[str]:
     """Return the key of every row of ``df``, in order."""
     if key is None:
-        return [recipients_key(cell) for cell in df[plan.to].tolist()]
+        return [recipients_key(cell) for cell in plan.recipient_values(df)]
     return [key_text(cell) for cell in df[key].tolist()]
 
 
@@ -97,8 +97,12 @@ def key_problems(
     """Return preflight problems of the row keys: a missing column, empty or
     duplicate keys. Rows with the same key would share one journal record, so
     the second of them would never be sent."""
-    column = plan.to if key is None else key
-    if column not in df.columns:
+    column = (plan.to_column or "to") if key is None else key
+    if key is None and plan.to_column is None:
+        cells = plan.recipient_values(df)
+    elif column in df.columns:
+        cells = df[column].tolist()
+    else:
         # A missing recipient column is reported by the general checks.
         if key is None:
             return []
@@ -113,7 +117,7 @@ def key_problems(
         ]
     problems = []
     by_key: dict[str, list[Hashable]] = defaultdict(list)
-    for label, cell in zip(df.index, df[column].tolist()):
+    for label, cell in zip(df.index, cells):
         if key is not None and (cell_is_empty(cell) or not str(cell).strip()):
             problems.append(
                 _problem(label, key, "the key is empty; every row needs a key", cell)

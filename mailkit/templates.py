@@ -2,57 +2,66 @@
 
 from __future__ import annotations
 
-import math
+import html
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Union
 
 import jinja2
 import jinja2.meta
-import pandas as pd
+from markupsafe import Markup
 
+from .cells import cell_is_empty, format_cell
 from .errors import TemplateError
+from .filters import FILTERS
+from .tables import html_table, text_table
 
-__all__ = ["Template", "TemplateSource", "cell_is_empty", "load_template"]
+__all__ = [
+    "Template",
+    "TemplateSource",
+    "cell_is_empty",
+    "format_cell",
+    "load_template",
+    "read_template_source",
+]
 
 TemplateSource = Union[str, os.PathLike]
 
 
-def cell_is_empty(value: Any) -> bool:
-    """True for None, NaN, NaT and pandas.NA: the values pandas uses for blank cells."""
-    if value is None or value is pd.NaT or value is pd.NA:
-        return True
-    return isinstance(value, float) and math.isnan(value)
+def _escape_markdown_html(value: Any) -> Any:
+    """Finalize for the HTML side of a Markdown body: a cell prints as literal text.
 
-
-def format_cell(value: Any) -> Any:
-    """Turn a cell into what a template prints.
-
-    A blank cell prints as nothing rather than "nan" or "None". A float with no
-    fraction prints as an integer, because a column of integers becomes float in
-    pandas as soon as one cell is blank. A timestamp at midnight prints as a date.
+    HTML special characters become entities and Markdown syntax characters get a
+    backslash, so a value such as ``*Bob*`` or ``<b>`` shows as typed. Values
+    marked safe (such as the ``table`` filter's HTML) pass unchanged.
     """
-    if cell_is_empty(value):
-        return ""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, pd.Timestamp) and value == value.normalize():
-        return value.date()
-    return value
+    value = format_cell(value)
+    if isinstance(value, Markup):
+        return value
+    text = html.escape(str(value), quote=False)
+    return _MARKDOWN_SPECIAL.sub(r"\\\g<0>", text)
 
 
-def _environment(autoescape: bool) -> jinja2.Environment:
-    return jinja2.Environment(
+# The characters Python-Markdown accepts a backslash escape for, with "|" from the
+# tables extension.
+_MARKDOWN_SPECIAL = re.compile(r"[\\`*_{}\[\]()#+\-.!|>]")
+
+
+def _environment(kind: str) -> jinja2.Environment:
+    env = jinja2.Environment(
         undefined=jinja2.StrictUndefined,
-        autoescape=autoescape,
+        autoescape=kind == "html",
         keep_trailing_newline=True,
-        finalize=format_cell,
+        finalize=_escape_markdown_html if kind == "markdown" else format_cell,
     )
+    env.filters.update(FILTERS)
+    env.filters["table"] = text_table if kind == "text" else html_table
+    return env
 
 
-_TEXT_ENV = _environment(autoescape=False)
-_HTML_ENV = _environment(autoescape=True)
+_ENVIRONMENTS = {kind: _environment(kind) for kind in ("text", "html", "markdown")}
 
 
 @dataclass(frozen=True)
@@ -72,10 +81,10 @@ class Template:
         return self.compiled.render(context)
 
 
-def load_template(name: str, source: TemplateSource, *, html: bool = False) -> Template:
-    """Compile ``source``: a template string, or a path to a template file (UTF-8).
+def read_template_source(name: str, source: TemplateSource) -> str:
+    """Return the text of ``source``: a template string, or a path to a UTF-8 file.
 
-    Raises TemplateError for a syntax error or a file that cannot be read.
+    Raises TemplateError for a file that cannot be read or a value of another type.
     """
     if isinstance(source, os.PathLike):
         path = Path(source)
@@ -92,7 +101,20 @@ def load_template(name: str, source: TemplateSource, *, html: bool = False) -> T
             f"Invalid {name} template of type {type(source).__name__}: pass a string "
             "or a pathlib.Path to a template file."
         )
-    env = _HTML_ENV if html else _TEXT_ENV
+    return text
+
+
+def load_template(
+    name: str, source: TemplateSource, *, html: bool = False, kind: str | None = None
+) -> Template:
+    """Compile ``source``: a template string, or a path to a template file (UTF-8).
+
+    ``kind`` picks the environment: "text" (no escaping), "html" (autoescape) or
+    "markdown" (cells escaped for Markdown and HTML); ``html=True`` means "html".
+    Raises TemplateError for a syntax error or a file that cannot be read.
+    """
+    text = read_template_source(name, source)
+    env = _ENVIRONMENTS[kind or ("html" if html else "text")]
     try:
         parsed = env.parse(text)
         compiled = env.from_string(parsed)

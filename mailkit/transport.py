@@ -17,6 +17,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
+from .capabilities import ServerCapabilities
 from .compose import Outgoing
 from .config import SMTPConfig
 from .errors import (
@@ -104,6 +105,8 @@ class Connection:
         self.config = config
         self._ssl_context = ssl_context
         self._smtp: smtplib.SMTP | None = None
+        #: What the server offered after the last EHLO; None before open().
+        self.capabilities: ServerCapabilities | None = None
         self.messages_sent = 0
         self.opened_at: float | None = None
 
@@ -143,6 +146,7 @@ class Connection:
             _close_quietly(smtp)
             raise
         self._smtp = smtp
+        self.capabilities = ServerCapabilities.from_ehlo(smtp)
         self.messages_sent = 0
         self.opened_at = time.monotonic()
         logger.debug("connected to %s:%s", config.host, config.port)
@@ -231,7 +235,7 @@ class Connection:
         smtp = self._smtp
         handed_over = False
         try:
-            code, reply = smtp.mail(outgoing.envelope_from)
+            code, reply = smtp.mail(outgoing.envelope_from, list(outgoing.mail_options))
             if code != 250:
                 return self._refused_transaction("MAIL FROM", code, reply)
             refused: dict[str, tuple[int, str]] = {}
@@ -251,6 +255,10 @@ class Connection:
             smtp.send(_DOT_AT_LINE_START.sub(b"..", outgoing.data) + b".\r\n")
             handed_over = True
             code, reply = smtp.getreply()
+        except smtplib.SMTPNotSupportedError as exc:
+            # The message needs SMTPUTF8 and this connection's server lacks it,
+            # which happens only if a reconnect reached another server.
+            return Outcome(FAILED, error=f"The message cannot be sent here: {exc}.")
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self.discard()
             if handed_over:
