@@ -63,6 +63,7 @@ def dry_run(
             result.status = SKIPPED
             result.to = ", ".join(outgoing.recipients)
             result.message_id = outgoing.message_id
+            result.attachments = outgoing.attachment_summary
             result.error = DRY_RUN_NOTE
         results.append(result)
     return build_results(

@@ -375,6 +375,7 @@ class Engine:
             return result
         result.to = ", ".join(outgoing.recipients)
         result.message_id = outgoing.message_id
+        result.attachments = outgoing.attachment_summary
         retries = 0
         while True:
             if not self._pacer.wait(self._stop):

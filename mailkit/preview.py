@@ -15,6 +15,11 @@ __all__ = ["Preview"]
 _CID_REFERENCE = re.compile(r"""(["'(])cid:([^"')\s]+)""")
 
 
+def _lf(text: str) -> str:
+    # Encoded text parts hold CRLF line breaks, the MIME canonical form.
+    return text.replace("\r\n", "\n")
+
+
 def _tree_lines(part: Message, depth: int = 0) -> list[str]:
     label = part.get_content_type()
     details = []
@@ -97,15 +102,15 @@ class Preview:
 
     @property
     def text(self) -> str | None:
-        """The text/plain body, decoded."""
+        """The text/plain body, decoded, with LF line breaks."""
         part = self.message.get_body(("plain",))
-        return None if part is None else part.get_content()
+        return None if part is None else _lf(part.get_content())
 
     @property
     def html(self) -> str | None:
-        """The text/html body, decoded."""
+        """The text/html body, decoded, with LF line breaks."""
         part = self.message.get_body(("html",))
-        return None if part is None else part.get_content()
+        return None if part is None else _lf(part.get_content())
 
     @property
     def attachments(self) -> list[dict[str, object]]:

@@ -24,6 +24,7 @@ RESULT_COLUMNS = [
     "finished_at",
     "duration_s",
     "refused",
+    "attachments",
 ]
 
 
@@ -42,6 +43,7 @@ class RowResult:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     refused: dict[str, tuple[int, str]] = field(default_factory=dict)
+    attachments: str = ""
 
     def as_record(self) -> dict[str, Any]:
         duration = None
@@ -61,6 +63,7 @@ class RowResult:
             "refused": ", ".join(
                 f"{address} ({code} {text})" for address, (code, text) in self.refused.items()
             ),
+            "attachments": self.attachments,
         }
 
 

@@ -241,7 +241,7 @@ def _to_addresses(df: pd.DataFrame, plan: MessagePlan) -> list[list[str]] | None
     ):
         try:
             cell = source.value_for(values, plan.context(values))
-            found = [item.addr_spec.lower() for item in parse_mailboxes(cell)]
+            found = list(dict.fromkeys(item.addr_spec.lower() for item in parse_mailboxes(cell)))
         except (ValueError, TypeError, KeyError):
             found = []
         addresses.append(found)
@@ -254,6 +254,7 @@ def _duplicate_recipients(
     addresses = _to_addresses(df, plan)
     if addresses is None:
         return [], {}
+    labels = df.index.tolist()
     first_row: dict[str, int] = {}
     problems = []
     later: dict[int, str] = {}
@@ -264,7 +265,7 @@ def _duplicate_recipients(
             if address not in first_row:
                 first_row[address] = position
                 continue
-            earlier = df.index[first_row[address]]
+            earlier = labels[first_row[address]]
             if policy == "skip":
                 later.setdefault(
                     position, f"{address} already receives row {earlier!r} (duplicates='skip')"
@@ -272,7 +273,7 @@ def _duplicate_recipients(
             else:
                 problems.append(
                     _problem(
-                        df.index[position],
+                        labels[position],
                         plan.to.source.column or "to",
                         f"{address} also receives row {earlier!r}; pass "
                         "duplicates='skip' to send only the first, or "
