@@ -352,7 +352,7 @@ def _empty_cells(cells: pd.Series, column: str) -> list[dict[str, Any]]:
         _problem(
             label,
             column,
-            f"{column} is empty but a template uses it; fill it, or pass "
+            "the cell is empty but a template uses it; fill it, or pass "
             f"fill_empty={{{column!r}: ...}} (a default), skip_empty=[{column!r}] "
             f"(skip the row) or allow_empty=[{column!r}] (print nothing)",
             value,
