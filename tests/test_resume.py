@@ -270,7 +270,7 @@ def test_duplicate_keys_fail_preflight(server, tmp_path):
     df = _frame([1, 2, 2])
 
     with pytest.raises(mailkit.ValidationError) as caught:
-        _send(df, server, journal, key="id")
+        _send(df, server, journal, key="id", duplicates="allow")
 
     problems = caught.value.problems
     assert problems["row"].tolist() == [1, 2]
@@ -289,7 +289,7 @@ def test_duplicate_recipients_fail_without_key(server, tmp_path):
     )
 
     with pytest.raises(mailkit.ValidationError) as caught:
-        _send(df, server, tmp_path / "c.sqlite")
+        _send(df, server, tmp_path / "c.sqlite", duplicates="allow")
 
     problems = caught.value.problems
     assert problems["row"].tolist() == [0, 2]
@@ -301,7 +301,7 @@ def test_same_recipients_allowed_with_key(server, tmp_path):
     df = pd.DataFrame(
         {"id": [1, 2], "email": ["a@example.com"] * 2, "name": ["first", "second"]}
     )
-    results = _send(df, server, tmp_path / "c.sqlite", key="id")
+    results = _send(df, server, tmp_path / "c.sqlite", key="id", duplicates="allow")
     assert _statuses(results) == ["sent", "sent"]
 
 
@@ -321,7 +321,7 @@ def test_missing_and_empty_keys_fail_preflight(server, tmp_path):
 
 def test_validate_checks_keys(tmp_path):
     df = _frame([1, 1])
-    common = {"subject": "Hi", "body": "B", "sender": SENDER}
+    common = {"subject": "Hi", "body": "B", "sender": SENDER, "duplicates": "allow"}
 
     assert len(mailkit.validate(df, **common)) == 0
     by_key = mailkit.validate(df, key="id", **common)
