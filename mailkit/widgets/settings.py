@@ -145,8 +145,10 @@ class SMTPSettings(w.VBox):
         self.status = w.HTML()
 
         for widget, name in (
+            (self.preset, "preset"),
             (self.host, "host"),
             (self.port, "port"),
+            (self.security, "security"),
             (self.username, "user"),
             (self.password, "password"),
             (self.test_button, "test-connection"),
