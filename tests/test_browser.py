@@ -278,6 +278,9 @@ def test_forms_in_jupyterlab_and_notebook7(tmp_path):
             expect(page.locator(".mailkit-settings-status")).to_contain_text(
                 f"Connected to 127.0.0.1:{smtp_port} without TLS", timeout=WAIT_MS
             )
+            page.locator(".mailkit-app").screenshot(
+                path=str(OUTPUT / "widgets-jupyterlab-server.png")
+            )
 
             # The preview follows what is typed.
             _open_tab(page, "2. Message")
@@ -285,11 +288,14 @@ def test_forms_in_jupyterlab_and_notebook7(tmp_path):
             page.locator(".mailkit-subject input").fill(
                 "Reminder {{ invoice_id }} for {{ company }}"
             )
-            expect(page.locator(".mailkit-preview")).to_contain_text(
+            expect(page.locator(".mailkit-composer-preview")).to_contain_text(
                 f"Reminder {first.invoice_id} for {first.company}", timeout=WAIT_MS
             )
             expect(page.locator(".mailkit-problems")).to_contain_text(
                 "No problems found in 100 row(s)", timeout=WAIT_MS
+            )
+            page.locator(".mailkit-app").screenshot(
+                path=str(OUTPUT / "widgets-jupyterlab-message.png")
             )
 
             # Send, and wait for the progress bar to reach the total.

@@ -131,7 +131,7 @@ def test_composer_preview_matches_wire_bytes(people):
     shown_bytes = html.unescape(shown.group(1)).encode("ascii")
     assert _wire_lines(shown_bytes) == _wire_lines(outgoing.data)
     assert f"Wire bytes ({len(shown_bytes)} bytes" in composer.preview.value
-    assert "<td>Hi Cy</td>" in composer.preview.value
+    assert ">Hi Cy</td>" in composer.preview.value
 
 
 def test_composer_preview_html_sandboxed(people):
@@ -140,7 +140,7 @@ def test_composer_preview_html_sandboxed(people):
 
     value = composer.preview.value
 
-    assert '<iframe class="mailkit-html-part" sandbox=""' in value
+    assert '<iframe sandbox=""' in value
     # The HTML part is inside srcdoc, escaped once more; the cell was escaped
     # by the HTML template's autoescaping.
     assert "&amp;lt;b&amp;gt;99&amp;lt;/b&amp;gt;" in value
@@ -195,7 +195,11 @@ def test_composer_html_only(people):
     composer = _composer(people, body="", html="<p>Hi {{ first_name }}</p>")
 
     assert composer.options()["html"] == "<p>Hi {{ first_name }}</p>"
-    assert "mailkit-html-part" in composer.preview.value
+    assert composer.options()["body"] is None
+    assert '<iframe sandbox=""' in composer.preview.value
+    # The text part is derived from the HTML.
+    assert "Text part" in composer.preview.value
+    assert "Hi Ann" in composer.preview.value
 
 
 def test_composer_options_for_send_bulk(people):
@@ -208,6 +212,48 @@ def test_composer_options_for_send_bulk(people):
         "to": "email",
         "sender": SENDER,
     }
+    composer.attachments.value = "amount"
+    assert composer.options()["attachments"] == "amount"
+
+
+@pytest.fixture
+def with_files(people, tmp_path):
+    invoice = tmp_path / "invoice-a.pdf"
+    invoice.write_bytes(b"%PDF-1.4 example invoice\n" * 40)
+    terms = tmp_path / "terms.txt"
+    terms.write_text("Terms and conditions\n", encoding="utf-8")
+    frame = people.copy()
+    frame["files"] = [f"{invoice};{terms}", str(terms), str(terms)]
+    return frame, invoice, terms
+
+
+def test_composer_preview_lists_attachments(with_files):
+    frame, invoice, terms = with_files
+
+    composer = _composer(frame, attachments="files")
+
+    assert composer.attachments.value == "files"
+    assert "invoice-a.pdf (application/pdf, 1000 bytes)" in composer.preview.value
+    assert "terms.txt (text/plain, 21 bytes)" in composer.preview.value
+    assert "No problems found" in composer.problems.value
+
+
+def test_composer_missing_attachment_is_problem(with_files):
+    frame, invoice, terms = with_files
+    frame.loc["c", "files"] = str(terms.parent / "missing.pdf")
+    composer = _composer(frame)
+
+    composer.attachments.value = "files"
+
+    assert "missing.pdf" in composer.problems.value
+    assert "1 problem(s) in 1 row(s)" in composer.problems.value
+    composer.row.value = 2
+    assert "cannot be sent" in composer.preview.value
+
+
+def test_composer_unknown_attachments_column(people):
+    with pytest.raises(mailkit.ConfigurationError, match="attachments column"):
+        _composer(people, attachments="files")
 
 
 def test_composer_problems_table(people):
@@ -298,6 +344,21 @@ def test_send_test_button_runs_in_background(server, people):
     assert composer.wait(20)
     assert [m.recipients for m in server.messages] == [("accounts@example.com",)]
     assert composer.test_button.disabled is False
+
+
+def test_send_test_with_attachment(server, with_files):
+    frame, invoice, terms = with_files
+    composer = _composer(frame, settings=SMTPSettings(server.url), attachments="files")
+
+    results = composer.send_test(0)
+
+    assert results["status"].tolist() == ["sent"]
+    message = server.messages[0].message
+    received = {
+        part.get_filename(): part.get_content() for part in message.iter_attachments()
+    }
+    assert received["invoice-a.pdf"] == invoice.read_bytes()
+    assert received["terms.txt"].replace("\r\n", "\n") == terms.read_text()
 
 
 def test_send_test_without_settings(people):

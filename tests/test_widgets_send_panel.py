@@ -409,6 +409,61 @@ def test_send_panel_second_batch(server):
     assert panel.progress.value == 5
 
 
+def test_send_panel_dry_run_connects_nowhere(server):
+    df = _frame(5)
+    panel = _panel(df, "smtp://127.0.0.1:9")
+    panel.dry_run.value = True
+
+    assert panel.start() is True
+    assert panel.wait(30)
+
+    results = panel.results
+    assert results.attrs["dry_run"] is True
+    assert (results["status"] == "skipped").all()
+    assert results["error"].str.startswith("Dry run").all()
+    assert "Dry run: 5 of 5 message(s) built and checked" in panel.status.value
+    assert panel.progress.bar_style == "success"
+    assert panel.progress.value == 5
+    assert server.sessions == 0
+
+
+def test_send_panel_dry_run_needs_no_settings():
+    df = _frame(2)
+    panel = _panel(df, "smtp://127.0.0.1:9")
+    panel.settings.host.value = ""
+    panel.dry_run.value = True
+
+    assert panel.start() is True
+    assert panel.wait(30)
+
+    assert "Dry run: 2 of 2" in panel.status.value
+    panel.dry_run.value = False
+    assert panel.start() is False
+    assert "host is missing" in panel.status.value
+
+
+def test_send_panel_sends_attachments(server, tmp_path):
+    df = _frame(3)
+    files = []
+    for index in range(3):
+        path = tmp_path / f"statement-{index}.csv"
+        path.write_text(f"row,{index}\n", encoding="utf-8")
+        files.append(str(path))
+    df["statement"] = files
+    panel = _panel(df, server.url)
+    panel.composer.attachments.value = "statement"
+
+    panel.start()
+    assert panel.wait(30)
+
+    assert (panel.results["status"] == "sent").all()
+    for received in server.messages:
+        index = int(received.recipients[0].removeprefix("user").split("@")[0])
+        (attachment,) = received.message.iter_attachments()
+        assert attachment.get_filename() == f"statement-{index}.csv"
+        assert attachment.get_content().replace("\r\n", "\n") == f"row,{index}\n"
+
+
 def test_app_runs_whole_flow():
     df = _frame(5)
     with DelayedSMTPServer(login=("robot@example.com", SECRET)) as auth_server:

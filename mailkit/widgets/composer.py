@@ -15,7 +15,7 @@ from ..api import preview, send_bulk, validate
 from ..errors import ConfigurationError, MailkitError, ValidationError
 from .background import BackgroundTask
 from .feedback import error_html, frame_html, info_html, success_html, warning_html
-from .message_view import message_html
+from .message_view import wire_bytes_html
 from .settings import SMTPSettings
 
 __all__ = ["Composer"]
@@ -28,7 +28,14 @@ AUTO_CHECK_MAX_ROWS = 2_000
 
 _NO_COLUMN = "(none)"
 _WIDE = w.Layout(width="100%")
+_COLUMN = w.Layout(flex="1 1 30em", min_width="24em", padding="0 0.5em")
 _STYLE = {"description_width": "9em"}
+# Long header values (a Message-ID) may break anywhere, so that the preview is
+# no wider than its column and the text part wraps inside it.
+_PREVIEW_STYLE = (
+    "<style>.mailkit-composer-preview td, .mailkit-composer-preview pre "
+    "{overflow-wrap: anywhere}</style>"
+)
 # Words that cannot be a bare variable name in a Jinja2 expression.
 _JINJA_RESERVED = frozenset(
     {"true", "false", "none", "and", "or", "not", "in", "is", "if", "else"}
@@ -55,14 +62,16 @@ def _guess_recipient_column(columns: list[str]) -> str | None:
 
 
 class Composer(w.VBox):
-    """A form for the message: sender, recipient column, subject and templates.
+    """A form for the message: sender, recipient column, subject, templates
+    and an attachments column.
 
     The subject, text and HTML fields are Jinja2 templates that see the row's
-    columns as variables, like ``send_bulk``'s. The preview shows the chosen row
-    rendered by :func:`mailkit.preview` from the same bytes that would be sent,
-    and follows every edit. :meth:`options` returns the keyword arguments for
-    ``send_bulk``. "Send a test to me" needs ``settings``, an
-    :class:`SMTPSettings` form.
+    columns as variables, like ``send_bulk``'s. With only an HTML template, the
+    text part is derived from it. The attachments column contains file paths
+    separated by ``;``. The preview shows the chosen row as
+    :func:`mailkit.preview` builds it, with its wire bytes, and follows every
+    edit. :meth:`options` returns the keyword arguments for ``send_bulk``.
+    "Send a test to me" needs ``settings``, an :class:`SMTPSettings` form.
     """
 
     def __init__(
@@ -75,6 +84,7 @@ class Composer(w.VBox):
         body: str = "",
         html: str = "",
         to: str | None = None,
+        attachments: str | None = None,
     ) -> None:
         if not isinstance(df, pd.DataFrame):
             raise TypeError(
@@ -88,6 +98,11 @@ class Composer(w.VBox):
             raise ConfigurationError(
                 f"The recipient column {recipient!r} is not in the DataFrame; the "
                 f"columns are {', '.join(columns)}."
+            )
+        if attachments is not None and attachments not in columns:
+            raise ConfigurationError(
+                f"The attachments column {attachments!r} is not in the DataFrame; "
+                f"the columns are {', '.join(columns)}."
             )
         self._test_task = BackgroundTask("test-message")
 
@@ -111,9 +126,15 @@ class Composer(w.VBox):
                 width="100%", height="8em"
             ), style=_STYLE,
         )
+        self.attachments = w.Dropdown(
+            options=[_NO_COLUMN, *columns], value=attachments or _NO_COLUMN,
+            description="Attachments", style=_STYLE,
+            tooltip="column with file paths, several separated by ;",
+        )
         self.insert_target = w.ToggleButtons(
             options=[("Subject", "subject"), ("Text", "body"), ("HTML", "html")],
-            value="body", description="Insert into", style=_STYLE,
+            value="body", description="Insert into",
+            style={"description_width": "9em", "button_width": "6em"},
         )
         self.column_buttons = [self._column_button(name) for name in columns]
         self.row = w.IntSlider(
@@ -121,10 +142,15 @@ class Composer(w.VBox):
             disabled=len(df) == 0, continuous_update=False, style=_STYLE,
         )
         self.row_label = w.HTML()
-        self.preview = w.HTML()
-        self.check_button = w.Button(description="Check all rows", icon="check")
+        self.preview = w.HTML(layout=w.Layout(overflow="auto"))
+        self.check_button = w.Button(
+            description="Check all rows", icon="check", layout=w.Layout(width="auto")
+        )
         self.problems = w.HTML()
-        self.test_button = w.Button(description="Send a test to me", icon="envelope")
+        self.test_button = w.Button(
+            description="Send a test to me", icon="envelope",
+            layout=w.Layout(width="auto"),
+        )
         self.test_status = w.HTML()
 
         for widget, name in (
@@ -133,35 +159,51 @@ class Composer(w.VBox):
             (self.subject, "subject"),
             (self.body, "text-template"),
             (self.html, "html-template"),
+            (self.attachments, "attachments-column"),
             (self.row, "row-picker"),
-            (self.preview, "preview"),
+            (self.preview, "composer-preview"),
             (self.problems, "problems"),
             (self.test_button, "send-test"),
             (self.test_status, "test-status"),
         ):
             widget.add_class(f"mailkit-{name}")
 
-        super().__init__(
+        editor = w.VBox(
             [
                 self.sender,
                 self.to,
                 self.subject,
                 self.body,
                 self.html,
+                self.attachments,
                 w.HTML("<b>Columns</b> (click to insert a field)"),
                 self.insert_target,
                 w.HBox(self.column_buttons, layout=w.Layout(flex_flow="row wrap")),
-                w.HTML("<b>Preview</b>"),
-                w.HBox([self.row, self.row_label]),
-                self.preview,
                 w.HBox([self.check_button, self.test_button]),
-                self.problems,
                 self.test_status,
-            ]
+                self.problems,
+            ],
+            layout=_COLUMN,
+        )
+        viewer = w.VBox(
+            [
+                w.HTML("<b>Preview</b>"),
+                self.row,
+                self.row_label,
+                self.preview,
+            ],
+            layout=_COLUMN,
+        )
+        # Side by side on a wide page, so the preview stays in view while typing;
+        # one above the other on a narrow one.
+        super().__init__(
+            [w.HBox([editor, viewer], layout=w.Layout(flex_flow="row wrap"))]
         )
         self.add_class("mailkit-composer")
 
-        for field in (self.sender, self.to, self.subject, self.body, self.html):
+        for field in (
+            self.sender, self.to, self.subject, self.body, self.html, self.attachments
+        ):
             field.observe(self._on_edit, names="value")
         self.row.observe(lambda _: self.refresh_preview(), names="value")
         self.check_button.on_click(lambda _: self.check())
@@ -214,13 +256,16 @@ class Composer(w.VBox):
             raise ConfigurationError(
                 "The message is empty: write a text template, an HTML template or both."
             )
-        return {
+        options: dict[str, Any] = {
             "subject": self.subject.value,
-            "body": self.body.value,
+            "body": self.body.value if self.body.value.strip() else None,
             "html": self.html.value if self.html.value.strip() else None,
             "to": self.to.value,
             "sender": sender,
         }
+        if self.attachments.value != _NO_COLUMN:
+            options["attachments"] = self.attachments.value
+        return options
 
     # -- preview and checks -------------------------------------------------------
 
@@ -242,7 +287,7 @@ class Composer(w.VBox):
             f"row {position + 1} of {len(self.df)}, index {label!r}, to {recipient}"
         )
         try:
-            outgoing = preview(self.df, label, **self.options())
+            message = preview(self.df, label, **self.options())
         except ValidationError as exc:
             self.preview.value = error_html(
                 "This row cannot be sent as it is:"
@@ -257,7 +302,9 @@ class Composer(w.VBox):
                 f"The preview failed: {type(exc).__name__}: {exc}"
             )
             return
-        self.preview.value = message_html(outgoing.data)
+        self.preview.value = (
+            _PREVIEW_STYLE + message._repr_html_() + wire_bytes_html(message.data)
+        )
 
     def check(self) -> pd.DataFrame | None:
         """Check every row as send_bulk would and show the problems table.

@@ -16,6 +16,10 @@ __all__ = ["error_html", "frame_html", "info_html", "success_html", "warning_htm
 #: Rows of a DataFrame shown in a form; the whole frame stays on the Python object.
 MAX_TABLE_ROWS = 200
 
+_TABLE_STYLE = (
+    ".mailkit-frame th, .mailkit-frame td {padding: 0.15em 0.6em; "
+    "text-align: left; vertical-align: top; border-bottom: 1px solid #ddd}"
+)
 _COLORS = {
     "info": "#1a5fb4",
     "success": "#26a269",
@@ -74,6 +78,7 @@ def frame_html(frame: pd.DataFrame, *, caption: str = "", index: bool = True) ->
         )
     caption_html = f"<caption>{html.escape(caption)}</caption>" if caption else ""
     return (
+        f"<style>{_TABLE_STYLE}</style>"
         '<div class="mailkit-table" style="max-height: 24em; overflow: auto">'
         f'<table class="mailkit-frame" style="border-collapse: collapse">'
         f"{caption_html}<thead><tr>{head}</tr></thead>"

@@ -11,6 +11,7 @@ import ipywidgets as w
 import pandas as pd
 
 from ..api import send_bulk
+from ..batch import DRY_RUN_NOTE
 from ..engine import ProgressCallback
 from ..errors import BatchStopped, MailkitError, ValidationError
 from ..modes import DEFAULT_MAX_WORKERS, MODES
@@ -95,11 +96,11 @@ class SendPanel(w.VBox):
         )
         self.dry_run = w.Checkbox(
             value=False, description="Dry run (render and check, connect to nothing)",
-            indent=False,
+            indent=False, layout=w.Layout(width="auto"),
         )
         self.send_button = w.Button(
             description=f"Send {len(df)} messages", button_style="primary",
-            icon="paper-plane",
+            icon="paper-plane", layout=w.Layout(width="auto"),
         )
         self.stop_button = w.Button(
             description="Stop", button_style="danger", icon="stop", disabled=True
@@ -300,6 +301,18 @@ class SendPanel(w.VBox):
 
     def _summary_html(self, results: pd.DataFrame) -> str:
         stats = summary(results)
+        if results.attrs.get("dry_run"):
+            built = int(results["error"].eq(DRY_RUN_NOTE).sum())
+            text = (
+                f"Dry run: {built} of {stats['total']} message(s) built and checked; "
+                "nothing was sent and no server was contacted."
+            )
+            if stats["failed"]:
+                return warning_html(
+                    f"{text} {stats['failed']} could not be built; see the results "
+                    "table."
+                )
+            return success_html(text)
         counts = ", ".join(
             f"{stats[status]} {status}" for status in STATUSES if stats[status]
         )
@@ -321,8 +334,11 @@ class SendPanel(w.VBox):
         self.progress.value = len(results)
         self.progress_text.value = f"{len(results)} / {len(results)}"
         if self.progress.bar_style != "danger":
-            all_sent = counts.get("sent", 0) == len(results)
-            self.progress.bar_style = "success" if all_sent else "warning"
+            if results.attrs.get("dry_run"):
+                complete = counts.get("failed", 0) == 0
+            else:
+                complete = counts.get("sent", 0) == len(results)
+            self.progress.bar_style = "success" if complete else "warning"
         self.chart.value = results_chart_svg(results)
         self.status_filter.options = [_ALL] + [
             f"{status} ({counts[status]})" for status in STATUSES if counts.get(status)
@@ -344,6 +360,9 @@ class SendPanel(w.VBox):
             for column in ("to", "status", "smtp_code", "error", "duration_s")
             if column in shown.columns
         ]
+        table = shown[columns].copy()
+        if "duration_s" in table:
+            table["duration_s"] = table["duration_s"].round(3)
         self.results_view.value = frame_html(
-            shown[columns], caption=f"{len(shown)} of {len(results)} row(s)"
+            table, caption=f"{len(shown)} of {len(results)} row(s)"
         )
