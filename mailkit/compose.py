@@ -32,7 +32,7 @@ from .attachments import (
 )
 from .bodies import html_document, html_to_text, markdown_to_html
 from .capabilities import ServerCapabilities
-from .cells import cell_is_blank
+from .cells import cell_is_blank, cell_is_empty
 from .errors import ConfigurationError, MessageError
 from .headers import header_value_problem, policy_for
 from .mime import build_body, set_body, set_boundaries
@@ -392,8 +392,15 @@ class MessagePlan:
     # -- per row ---------------------------------------------------------------
 
     def prepare_row(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        """Return the row with the ``fill_empty`` defaults in its blank cells."""
-        values = dict(row)
+        """Return the row as templates see it.
+
+        Empty cells (NaN, NaT, pandas.NA) become None, so ``{% if x %}`` and
+        ``x or "default"`` treat them as missing, and the ``fill_empty`` defaults
+        replace blank cells.
+        """
+        values = {
+            name: None if cell_is_empty(value) else value for name, value in row.items()
+        }
         for column, default in self.fill_empty.items():
             if column in values and cell_is_blank(values[column]):
                 values[column] = default

@@ -240,6 +240,7 @@ def _to_addresses(df: pd.DataFrame, plan: MessagePlan) -> list[list[str]] | None
         (None, {source.column: cell}) for cell in df[source.column].tolist()
     ):
         try:
+            values = plan.prepare_row(values)
             cell = source.value_for(values, plan.context(values))
             found = list(dict.fromkeys(item.addr_spec.lower() for item in parse_mailboxes(cell)))
         except (ValueError, TypeError, KeyError):
@@ -312,6 +313,7 @@ def _address_problems(
     subset = rows[check]
     for label, values in _row_records(subset):
         cell = None
+        values = plan.prepare_row(values)
         try:
             cell = source.value_for(values, plan.context(values))
             names = None

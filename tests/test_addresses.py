@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import mailkit
-from esmtp_server import ExtensionServer
+from mailkit.testing import Extensions, FaultSMTPServer
 from wire import assert_wire_form, header_block, parse
 
 SENDER = "Accounts team <accounts@example.com>"
@@ -20,7 +20,7 @@ def _addresses(header) -> list[tuple[str, str]]:
 
 def test_c10_without_smtputf8():
     df = pd.DataFrame({"email": ["jörg@example.com", "anna@bücher.example"]})
-    with ExtensionServer(smtputf8=False) as server:
+    with FaultSMTPServer(extensions=Extensions(smtputf8=False)) as server:
         results = mailkit.send_bulk(
             df, subject="Hi", body="x\n", sender=SENDER, mode="fast", smtp=server.url
         )
@@ -30,8 +30,8 @@ def test_c10_without_smtputf8():
     assert "jörg@example.com" in error
     assert results["attempts"].iloc[0] == 0
     (received,) = server.messages
-    assert received.recipients == ("anna@xn--bcher-kva.example",)
-    assert received.mail_options == ()
+    assert received.rcpt_tos == ("anna@xn--bcher-kva.example",)
+    assert not received.smtputf8
     assert_wire_form(received.data)
     headers = header_block(received.data).decode("ascii")
     assert "To: anna@xn--bcher-kva.example\r\n" in headers
@@ -42,14 +42,14 @@ def test_c10_without_smtputf8():
 
 def test_c10_with_smtputf8():
     df = pd.DataFrame({"email": ["jörg@example.com", "anna@bücher.example"]})
-    with ExtensionServer(smtputf8=True) as server:
+    with FaultSMTPServer(extensions=Extensions(smtputf8=True)) as server:
         results = mailkit.send_bulk(
             df, subject="Grüße", body="x\n", sender=SENDER, mode="fast", smtp=server.url
         )
     assert results["status"].tolist() == ["sent", "sent"]
-    by_recipient = {m.recipients[0]: m for m in server.messages}
+    by_recipient = {m.rcpt_tos[0]: m for m in server.messages}
     utf8 = by_recipient["jörg@example.com"]
-    assert "SMTPUTF8" in utf8.mail_options
+    assert utf8.smtputf8
     assert_wire_form(utf8.data, seven_bit=False)
     assert "To: jörg@example.com\r\n".encode() in utf8.data
     assert b"=?utf-8?" not in header_block(utf8.data).split(b"Subject:")[0]
@@ -57,7 +57,7 @@ def test_c10_with_smtputf8():
     assert _addresses(message["To"]) == [("", "jörg@example.com")]
     assert message["Subject"] == "Grüße"
     idn = by_recipient["anna@xn--bcher-kva.example"]
-    assert idn.mail_options == ()
+    assert not idn.smtputf8
     assert_wire_form(idn.data)
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import mailkit
-from esmtp_server import ExtensionServer
+from mailkit.testing import Extensions, FaultSMTPServer, defer_recipient
 from wire import assert_wire_form, header_block, parse
 
 SENDER = "Accounts team <accounts@example.com>"
@@ -17,7 +17,7 @@ SENDER = "Accounts team <accounts@example.com>"
 
 def test_c01_non_ascii_subject_and_names():
     df = pd.DataFrame({"email": ["alice@example.com"], "name": ["Zoë Ångström"]})
-    with ExtensionServer(smtputf8=False) as server:
+    with FaultSMTPServer(extensions=Extensions(smtputf8=False)) as server:
         results = mailkit.send_bulk(
             df,
             subject="Résumé für {{ name }}",
@@ -33,6 +33,8 @@ def test_c01_non_ascii_subject_and_names():
     assert "=?utf-8?" in headers
     assert "<team@example.com>" in headers
     assert "<alice@example.com>" in headers
+    assert received.rcpt_tos == ("alice@example.com",)
+    assert received.mail_from == "team@example.com"
     for addr_spec in re.findall(r"<([^>]*)>", headers):
         assert "=?" not in addr_spec
     message = parse(received.data)
@@ -41,7 +43,7 @@ def test_c01_non_ascii_subject_and_names():
     assert message["From"].addresses[0].addr_spec == "team@example.com"
     assert message["To"].addresses[0].display_name == "Zoë Ångström"
     assert message["To"].addresses[0].addr_spec == "alice@example.com"
-    assert received.mail_options == ()
+    assert not received.smtputf8
 
 
 @pytest.mark.parametrize(
@@ -163,14 +165,14 @@ def test_c15_date_and_message_id_per_message(server):
 
 def test_c15_retry_reuses_message_id():
     df = pd.DataFrame({"email": ["slow@example.com", "fast@example.com"]})
-    with ExtensionServer(defer_first_rcpt=frozenset({"slow@example.com"})) as server:
+    with FaultSMTPServer(rules=[defer_recipient("slow@example.com", times=1)]) as server:
         results = mailkit.send_bulk(
             df, subject="Hi", body="x\n", sender=SENDER, mode="fast",
             retry_backoff=0.01, smtp=server.url,
         )
     assert results["status"].tolist() == ["sent", "sent"]
     assert results["attempts"].tolist() == [2, 1]
-    by_recipient = {m.recipients[0]: parse(m.data) for m in server.messages}
+    by_recipient = {m.rcpt_tos[0]: parse(m.data) for m in server.messages}
     assert len(by_recipient) == 2
     assert by_recipient["slow@example.com"]["Message-ID"] == results["message_id"].iloc[0]
 
