@@ -112,7 +112,7 @@ def check_rows(
     if plan.attachments is not None or plan.inline_images:
         problems += _file_problems(rows, plan, columns)
     problems += _excel_formats(df, used)
-    return Preflight(pd.DataFrame(problems, columns=PROBLEM_COLUMNS), skipped)
+    return Preflight(pd.DataFrame(problems, columns=PROBLEM_COLUMNS, dtype=object), skipped)
 
 
 # -- options -------------------------------------------------------------------
@@ -229,24 +229,45 @@ def _skip_empty_rows(df: pd.DataFrame, columns: list[str]) -> dict[int, str]:
 
 
 def _to_addresses(df: pd.DataFrame, plan: MessagePlan) -> list[list[str]] | None:
-    """The lower-cased To addr-specs of each row, or None when To is fixed."""
+    """The lower-cased To addr-specs of each row, or None when To is fixed.
+
+    Cells that hold one plain addr-spec are handled for the whole column at
+    once; only the others are parsed one by one.
+    """
     source = plan.to.source
     if source.kind == "fixed" or (
         source.kind == "column" and source.column not in df.columns
     ):
         return None
+    if source.kind == "column":
+        text = df[source.column].astype("string").str.strip()
+        simple = text.str.fullmatch(SIMPLE_ADDR_SPEC_PATTERN).fillna(False)
+        simple = simple.to_numpy(dtype=bool)
+        lowered = text.str.lower().tolist()
+        cells = df[source.column].tolist()
+        return [
+            [lowered[i]] if simple[i] else _parsed_addresses(cells[i])
+            for i in range(len(cells))
+        ]
     addresses = []
-    for _, values in _row_records(df) if source.kind == "template" else (
-        (None, {source.column: cell}) for cell in df[source.column].tolist()
-    ):
+    for _, values in _row_records(df):
+        values = plan.prepare_row(values)
         try:
-            values = plan.prepare_row(values)
             cell = source.value_for(values, plan.context(values))
-            found = list(dict.fromkeys(item.addr_spec.lower() for item in parse_mailboxes(cell)))
-        except (ValueError, TypeError, KeyError):
-            found = []
-        addresses.append(found)
+        except Exception:  # noqa: BLE001 - reported by the address checks
+            cell = None
+        addresses.append(_parsed_addresses(cell))
     return addresses
+
+
+def _parsed_addresses(cell: Any) -> list[str]:
+    if cell is None or (not isinstance(cell, (list, tuple)) and cell_is_blank(cell)):
+        return []
+    try:
+        mailboxes = parse_mailboxes(cell)
+    except (ValueError, TypeError):
+        return []
+    return list(dict.fromkeys(item.addr_spec.lower() for item in mailboxes))
 
 
 def _duplicate_recipients(
