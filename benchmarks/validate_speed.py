@@ -45,7 +45,9 @@ def make_frame(rows: int) -> pd.DataFrame:
         }
     )
     unusual = numbers[:: max(rows // 300, 1)]
-    df.loc[unusual[0::3], "email"] = [f'"Doe, J{i}" <j{i}@example.org>' for i in unusual[0::3]]
+    df.loc[unusual[0::3], "email"] = [
+        f'"Doe, J{i}" <j{i}@example.org>' for i in unusual[0::3]
+    ]
     df.loc[unusual[1::3], "email"] = [f"user{i}@bücher.example" for i in unusual[1::3]]
     df.loc[unusual[2::3], "first_name"] = None
     df.loc[unusual[-1], "company"] = "Line\nbreak"

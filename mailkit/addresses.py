@@ -107,7 +107,9 @@ def ascii_domain(domain: str) -> str:
         try:
             ascii_name = idna.encode(domain, uts46=True).decode("ascii")
         except idna.IDNAError as exc:
-            raise ValueError(f"the domain {domain!r} is not a valid IDN ({exc})") from exc
+            raise ValueError(
+                f"the domain {domain!r} is not a valid IDN ({exc})"
+            ) from exc
     labels = ascii_name.split(".")
     if len(labels) < 2 or not all(labels):
         raise ValueError("the domain has no dot-separated name such as example.com")
@@ -125,8 +127,8 @@ def ascii_domain(domain: str) -> str:
 def check_addr_spec(value: str) -> str | None:
     """Return why ``value`` is not a deliverable addr-spec, or None when it is one.
 
-    Non-ASCII local parts are accepted here (they need SMTPUTF8, which only the
-    server's EHLO reply tells); non-ASCII domains must be valid IDNs.
+    Non-ASCII local parts are accepted here, because whether the server offers
+    SMTPUTF8 is known only from its EHLO reply. Non-ASCII domains must be valid IDNs.
     """
     if not value:
         return "the address is empty"
@@ -162,7 +164,7 @@ def _unquote_display_name(text: str) -> str:
 
 
 def parse_mailbox(value: str, display_name: str | None = None) -> Address:
-    """Parse ``"Name <addr-spec>"`` or a bare addr-spec into an :class:`~email.headerregistry.Address`.
+    """Parse ``"Name <addr-spec>"`` or a bare addr-spec into an Address.
 
     ``display_name``, when given and not empty, replaces the name in ``value``.
     Raises ValueError with a plain message when the value is not one mailbox.
@@ -193,7 +195,7 @@ def parse_mailboxes(cell: Any, display_name: str | None = None) -> list[Address]
     items = split_addresses(cell)
     if display_name is not None and display_name.strip() and len(items) > 1:
         raise ValueError(
-            f"a display name column applies to one address, but the cell holds "
+            f"a display name column applies to one address, but the cell contains "
             f"{len(items)}: write each as 'Name <address>' in the cell instead"
         )
     return [parse_mailbox(item, display_name) for item in items]

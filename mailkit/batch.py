@@ -27,7 +27,9 @@ def _rows(df: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
-def _skipped_result(plan: MessagePlan, label: Any, row: Mapping[str, Any], reason: str) -> RowResult:
+def _skipped_result(
+    plan: MessagePlan, label: Any, row: Mapping[str, Any], reason: str
+) -> RowResult:
     return RowResult(
         label=label,
         to=plan.recipient_text(plan.prepare_row(row)),
@@ -52,13 +54,17 @@ def dry_run(
         if position in skipped:
             results.append(_skipped_result(plan, label, row, skipped[position]))
             continue
-        result = RowResult(label=label, to=plan.recipient_text(plan.prepare_row(row)), status=FAILED)
+        result = RowResult(
+            label=label, to=plan.recipient_text(plan.prepare_row(row)), status=FAILED
+        )
         try:
             outgoing = plan.compose(label, row)
         except MessageError as exc:
             result.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - any template or data error
-            result.error = f"The message could not be built: {type(exc).__name__}: {exc}"
+            result.error = (
+                f"The message could not be built: {type(exc).__name__}: {exc}"
+            )
         else:
             result.status = SKIPPED
             result.to = ", ".join(outgoing.recipients)

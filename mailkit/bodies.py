@@ -30,10 +30,36 @@ def html_document(fragment: str) -> str:
 
 _BLOCK_TAGS = frozenset(
     {
-        "address", "article", "aside", "blockquote", "div", "dl", "dt", "dd",
-        "fieldset", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6",
-        "header", "hr", "li", "main", "nav", "ol", "p", "pre", "section", "table",
-        "tr", "ul",
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "div",
+        "dl",
+        "dt",
+        "dd",
+        "fieldset",
+        "figure",
+        "footer",
+        "form",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "table",
+        "tr",
+        "ul",
     }
 )
 _SKIPPED_TAGS = frozenset({"head", "script", "style", "template", "title"})
@@ -132,8 +158,10 @@ def html_to_text(html: str) -> str:
     extractor.feed(html)
     extractor.close()
     text = "".join(extractor.parts)
-    lines = [line.strip(" ") if not line.startswith("  ") else line.rstrip(" ")
-             for line in text.split("\n")]
+    lines = [
+        line.strip(" ") if not line.startswith("  ") else line.rstrip(" ")
+        for line in text.split("\n")
+    ]
     text = "\n".join(lines)
     text = re.sub(r"\n{3,}", "\n\n", text).strip("\n")
     return text + "\n"

@@ -85,7 +85,7 @@ class Outgoing:
 class AddressField:
     """One address header (To, Cc, Bcc, Reply-To): its addresses and display names.
 
-    ``names`` gives the display name of a cell that holds one address.
+    ``names`` gives the display name of a cell that contains one address.
     """
 
     header: str
@@ -189,7 +189,9 @@ def _attachment_types(value: Any) -> Mapping[str, str] | ValueSource | None:
         for key, content_type in value.items():
             problem = check_content_type(str(content_type))
             if problem:
-                raise ConfigurationError(f"Invalid attachment_types[{key!r}]: {problem}.")
+                raise ConfigurationError(
+                    f"Invalid attachment_types[{key!r}]: {problem}."
+                )
         return dict(value)
     return value_source("attachment_types", value)
 
@@ -214,7 +216,7 @@ def _is_markdown_path(source: Any) -> bool:
 class MessagePlan:
     """Templates and options shared by every row of one batch.
 
-    ``server`` holds what the server offers after EHLO; the engine sets it with
+    ``server`` contains what the server offers after EHLO, and the engine sets it with
     :meth:`with_server` once the first connection is open, before any row is
     composed. Previews and dry runs use the default: no SMTPUTF8, no size limit.
     """
@@ -356,12 +358,12 @@ class MessagePlan:
 
     @property
     def to_column(self) -> str | None:
-        """The column that holds the To addresses, or None for a fixed value or a
-        template."""
+        """The column that contains the To addresses, or None for a fixed value
+        or a template."""
         return self.to.source.column if self.to.source.kind == "column" else None
 
     def recipient_values(self, df: Any) -> list[Any]:
-        """The To value of every row of ``df``, in order, before parsing."""
+        """Return the To value of every row of ``df``, in order, before parsing."""
         source = self.to.source
         if source.kind == "column":
             return df[source.column].tolist()
@@ -369,12 +371,13 @@ class MessagePlan:
             return [source.value] * len(df)
         columns = {str(name): df[name].tolist() for name in df.columns}
         rows = (
-            {name: values[i] for name, values in columns.items()} for i in range(len(df))
+            {name: values[i] for name, values in columns.items()}
+            for i in range(len(df))
         )
         return [self.recipient_text(row) for row in rows]
 
     def recipient_text(self, row: Mapping[str, Any]) -> str:
-        """The To value of a row as text, for results of rows never composed."""
+        """Return the To value of a row as text, for results of rows never composed."""
         try:
             value = self.to.source.value_for(row, self.context(row))
         except Exception:  # noqa: BLE001 - only a label for a row that failed
@@ -414,7 +417,10 @@ class MessagePlan:
     def attachment_files(
         self, values: Mapping[str, Any], context: Mapping[str, Any]
     ) -> list[AttachmentFile]:
-        """The files this row attaches; raises MessageError for a missing file."""
+        """Return the files this row attaches.
+
+        Raises MessageError for a missing or unreadable file.
+        """
         if self.attachments is None:
             return []
         paths = split_paths(self.attachments.value_for(values, context))
@@ -436,14 +442,19 @@ class MessagePlan:
             if content_type is None:
                 content_type = guess_content_type(path.name, overrides)
             elif check_content_type(content_type):
-                raise MessageError(f"Invalid attachment type: {check_content_type(content_type)}.")
+                raise MessageError(
+                    f"Invalid attachment type: {check_content_type(content_type)}."
+                )
             files.append(_file_info(path, content_type.strip().lower(), None))
         return files
 
     def inline_files(
         self, values: Mapping[str, Any], context: Mapping[str, Any]
     ) -> list[AttachmentFile]:
-        """The inline images of this row; raises MessageError for a missing file."""
+        """Return the inline images of this row.
+
+        Raises MessageError for a missing or unreadable file.
+        """
         files = []
         for image in self.inline_images:
             paths = split_paths(image.source.value_for(values, context))
@@ -453,7 +464,9 @@ class MessagePlan:
                     f"got {len(paths)}."
                 )
             path = Path(paths[0]).expanduser()
-            files.append(_file_info(path, guess_content_type(path.name), image.content_id))
+            files.append(
+                _file_info(path, guess_content_type(path.name), image.content_id)
+            )
         return files
 
     def compose(
@@ -468,14 +481,16 @@ class MessagePlan:
 
         ``message_id`` and ``date`` replace the generated Message-ID and Date, so a
         preview can reproduce the bytes of a message that was sent. Raises
-        MessageError for a row that cannot be sent to this server, and jinja2 or
-        ValueError exceptions for rows that preflight did not catch; the engine
-        records them as that row's failure.
+        MessageError for a row that cannot be sent to this server. Rows that
+        preflight did not catch raise jinja2 or ValueError exceptions. The engine
+        records each of them as that row's failure.
         """
         values = self.prepare_row(row)
         context = self.context(values)
         subject = _header_text("Subject", self.subject.render(context))
-        mailboxes = {f.header: self._mailboxes(f, values, context) for f in self.address_fields}
+        mailboxes = {
+            f.header: self._mailboxes(f, values, context) for f in self.address_fields
+        }
         smtputf8 = self._needs_smtputf8(mailboxes)
         sender = self.sender if smtputf8 else _ascii_address(self.sender)
         if not smtputf8:
@@ -530,15 +545,23 @@ class MessagePlan:
         )
 
     def _mailboxes(
-        self, address_field: AddressField, values: Mapping[str, Any], context: Mapping[str, Any]
+        self,
+        address_field: AddressField,
+        values: Mapping[str, Any],
+        context: Mapping[str, Any],
     ) -> list[Address]:
         try:
             return address_field.mailboxes(values, context)
         except ValueError as exc:
-            raise MessageError(f"Invalid {address_field.option}= address: {exc}.") from exc
+            raise MessageError(
+                f"Invalid {address_field.option}= address: {exc}."
+            ) from exc
 
     def _needs_smtputf8(self, mailboxes: Mapping[str, list[Address]]) -> bool:
-        addresses = [self.sender, *(item for items in mailboxes.values() for item in items)]
+        addresses = [
+            self.sender,
+            *(item for items in mailboxes.values() for item in items),
+        ]
         utf8 = [item.addr_spec for item in addresses if needs_smtputf8(item)]
         if utf8 and not self.server.smtputf8:
             raise MessageError(
@@ -584,7 +607,9 @@ def _body_templates(
 ) -> tuple[Template | None, Template | None]:
     if markdown:
         if body is None:
-            raise ConfigurationError("markdown=True needs body= with the Markdown text.")
+            raise ConfigurationError(
+                "markdown=True needs body= with the Markdown text."
+            )
         if html is not None:
             raise ConfigurationError(
                 "A Markdown body makes the HTML part itself: pass either html= or a "
@@ -661,7 +686,9 @@ def _read(item: AttachmentFile) -> bytes:
 
 def _check_wire_form(data: bytes) -> None:
     """Raise MessageError if the bytes break RFC 5322 line rules; a last guard."""
-    if data.count(b"\n") != data.count(b"\r\n") or data.count(b"\r") != data.count(b"\r\n"):
+    if data.count(b"\n") != data.count(b"\r\n") or data.count(b"\r") != data.count(
+        b"\r\n"
+    ):
         raise MessageError("The message has a line ending other than CRLF.")
     longest = max(len(line) for line in data.split(b"\r\n"))
     if longest > _MAX_WIRE_LINE:
@@ -669,4 +696,3 @@ def _check_wire_form(data: bytes) -> None:
             f"The message has a line of {longest} octets, over the limit of "
             f"{_MAX_WIRE_LINE}; shorten the header value that makes it."
         )
-

@@ -59,7 +59,9 @@ def header_value_problem(value: str) -> str | None:
     if match is not None:
         char = match.group()
         if char in "\r\n":
-            return "the value contains a line break (CR or LF), which would end the header"
+            return (
+                "the value contains a line break (CR or LF), which would end the header"
+            )
         return (
             f"the value contains the control character U+{ord(char):04X}, "
             "which is not allowed in a header"

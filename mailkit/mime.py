@@ -54,7 +54,9 @@ def _file_part(
     return part
 
 
-def _multipart(subtype: str, parts: Sequence[MIMEPart], policy: EmailPolicy) -> MIMEPart:
+def _multipart(
+    subtype: str, parts: Sequence[MIMEPart], policy: EmailPolicy
+) -> MIMEPart:
     container = MIMEPart(policy=policy)
     container["Content-Type"] = f"multipart/{subtype}"
     for part in parts:
@@ -110,7 +112,9 @@ def set_boundaries(message: EmailMessage, seed: str) -> None:
     multiparts = [part for part in message.walk() if part.is_multipart()]
     for position, part in enumerate(multiparts):
         for attempt in range(100):
-            digest = hashlib.sha256(f"{seed}\0{position}\0{attempt}".encode()).hexdigest()
+            digest = hashlib.sha256(
+                f"{seed}\0{position}\0{attempt}".encode()
+            ).hexdigest()
             boundary = f"=_mailkit_{digest[:32]}"
             if not any(boundary in text for text in texts):
                 break

@@ -35,7 +35,9 @@ def _tree_lines(part: Message, depth: int = 0) -> list[str]:
     line = "  " * depth + label + (f" ({', '.join(details)})" if details else "")
     lines = [line]
     if part.is_multipart():
-        for child in part.iter_parts() if isinstance(part, EmailMessage) else part.get_payload():
+        for child in (
+            part.iter_parts() if isinstance(part, EmailMessage) else part.get_payload()
+        ):
             lines += _tree_lines(child, depth + 1)
     return lines
 
@@ -62,7 +64,7 @@ class Preview:
 
     @property
     def message(self) -> EmailMessage:
-        """The built message; parse :attr:`data` for what a receiver sees."""
+        """The built message; parse :attr:`data` to get what a receiver parses."""
         assert self.outgoing.message is not None
         return self.outgoing.message
 
@@ -135,8 +137,8 @@ class Preview:
         )
 
     def _html_with_inline_images(self) -> str:
-        """The HTML body with cid: references replaced by data: URLs, so the
-        sandboxed frame can show inline images."""
+        """Return the HTML body with cid: references replaced by data: URLs, so
+        the sandboxed frame can show inline images."""
         body = self.html or ""
         images = {}
         for part in self.message.walk():
@@ -179,14 +181,17 @@ class Preview:
             )
         if self.html is not None:
             # sandbox="" blocks scripts, forms and navigation of the message HTML.
+            srcdoc = escape(self._html_with_inline_images(), quote=True)
             parts.append(
                 "<details open><summary>HTML part</summary>"
-                f'<iframe sandbox="" srcdoc="{escape(self._html_with_inline_images(), quote=True)}" '
-                "style='width:100%;height:420px;border:1px solid #ccc'></iframe></details>"
+                f'<iframe sandbox="" srcdoc="{srcdoc}" '
+                "style='width:100%;height:420px;border:1px solid #ccc'>"
+                "</iframe></details>"
             )
         if self.attachments:
             items = "".join(
-                f"<li>{escape(str(item['filename']))} ({escape(str(item['content_type']))}, "
+                f"<li>{escape(str(item['filename']))} "
+                f"({escape(str(item['content_type']))}, "
                 f"{item['size']} bytes{', inline' if item['content_id'] else ''})</li>"
                 for item in self.attachments
             )

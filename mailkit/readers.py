@@ -53,7 +53,8 @@ def read_table(
     """
     if excel_formats not in _EXCEL_FORMATS_OPTIONS:
         raise ConfigurationError(
-            f"Invalid excel_formats={excel_formats!r}: use 'report', 'apply' or 'ignore'."
+            f"Invalid excel_formats={excel_formats!r}: use 'report', 'apply' or "
+            "'ignore'."
         )
     file_path = Path(path)
     suffix = file_path.suffix.lower()
@@ -159,7 +160,8 @@ def _read_xlsx(path: Path, sheet: str | int | None, excel_formats: str) -> pd.Da
             text = _cell_text(value)
             section = (
                 _zero_format(cell.number_format)
-                if isinstance(value, (int, float)) and not isinstance(value, bool)
+                if isinstance(value, (int, float))
+                and not isinstance(value, bool)
                 and float(value).is_integer()
                 else None
             )
@@ -185,12 +187,15 @@ def _read_xlsx(path: Path, sheet: str | int | None, excel_formats: str) -> pd.Da
         records.append(texts)
     frame = pd.DataFrame(records, columns=header, dtype=object)
     if zero_formats:
-        frame.attrs[EXCEL_FORMATS_ATTR] = [zero_formats[i] for i in sorted(zero_formats)]
+        frame.attrs[EXCEL_FORMATS_ATTR] = [
+            zero_formats[i] for i in sorted(zero_formats)
+        ]
     return frame
 
 
 def _header_names(names: list[str]) -> list[str]:
-    """Name blank headers ``Unnamed: N`` and number repeats ``name.1``, as pandas does."""
+    """Name blank headers ``Unnamed: N`` and number repeats ``name.1``, as pandas
+    does."""
     result = []
     seen: dict[str, int] = {}
     for index, name in enumerate(names):

@@ -29,9 +29,13 @@ from .cells import cell_is_empty, format_cell
 
 __all__ = ["html_table", "text_table"]
 
-_TABLE_STYLE = "border-collapse:collapse;font-family:Arial,Helvetica,sans-serif;font-size:14px"
+_TABLE_STYLE = (
+    "border-collapse:collapse;font-family:Arial,Helvetica,sans-serif;font-size:14px"
+)
 _CELL_STYLE = "padding:4px 8px;border:1px solid #d0d0d0;vertical-align:top"
-_HEADER_STYLE = _CELL_STYLE + ";background-color:#f2f2f2;font-weight:bold;text-align:left"
+_HEADER_STYLE = (
+    _CELL_STYLE + ";background-color:#f2f2f2;font-weight:bold;text-align:left"
+)
 _EMPTY_TEXTS = frozenset({"nan", "NaN", "None", "NaT", "<NA>"})
 
 
@@ -179,7 +183,9 @@ def _apply_css(grid: _Grid, css: str, table_id: str) -> None:
                         continue
                     cell.style += declarations
                 cell.style += by_id.get(cell.element_id, [])
-    row_rules = [d for tag, css_class, d in by_tag_or_class if tag == "tr" and not css_class]
+    row_rules = [
+        d for tag, css_class, d in by_tag_or_class if tag == "tr" and not css_class
+    ]
     for position in range(len(grid.head) + len(grid.body)):
         for declarations in row_rules:
             grid.row_styles.setdefault(position, []).extend(declarations)
@@ -214,10 +220,14 @@ def _styler_grid(styler: Any) -> _Grid:
     grid = _Grid(head=parser.head, body=parser.body)
     _apply_css(grid, parser.css, parser.table_id)
     _blank_empty_cells(grid, styler.data)
-    numeric = [pd.api.types.is_numeric_dtype(styler.data[c]) for c in styler.data.columns]
+    numeric = [
+        pd.api.types.is_numeric_dtype(styler.data[c]) for c in styler.data.columns
+    ]
     for row in grid.body:
         for cell in row:
-            match = [c for c in cell.classes if _POSITION.match(c) and c.startswith("col")]
+            match = [
+                c for c in cell.classes if _POSITION.match(c) and c.startswith("col")
+            ]
             if not cell.header and match:
                 column = int(match[0][3:])
                 cell.numeric = column < len(numeric) and numeric[column]
@@ -229,7 +239,9 @@ def _grid(data: Any, index: bool | None) -> _Grid:
         return _frame_grid(data, index)
     if isinstance(data, pd.Series):
         return _frame_grid(data.to_frame(), index)
-    if hasattr(data, "to_html") and isinstance(getattr(data, "data", None), pd.DataFrame):
+    if hasattr(data, "to_html") and isinstance(
+        getattr(data, "data", None), pd.DataFrame
+    ):
         return _styler_grid(data)
     raise TypeError(
         f"table expects a pandas DataFrame, Series or Styler, got {type(data).__name__}"
@@ -253,7 +265,9 @@ def html_table(data: Any, *, index: bool | None = None) -> Markup:
     ]
     for position, row in enumerate([*grid.head, *grid.body]):
         row_style = grid.row_styles.get(position)
-        lines.append(f'<tr style="{_style_attribute("", row_style)}">' if row_style else "<tr>")
+        lines.append(
+            f'<tr style="{_style_attribute("", row_style)}">' if row_style else "<tr>"
+        )
         for cell in row:
             tag = "th" if cell.header else "td"
             base = _HEADER_STYLE if cell.header else _CELL_STYLE

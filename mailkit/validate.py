@@ -26,7 +26,13 @@ from .readers import EXCEL_FORMATS_ATTR
 from .headers import header_value_problem
 from .sources import ValueSource
 
-__all__ = ["DUPLICATE_POLICIES", "PROBLEM_COLUMNS", "Preflight", "check_rows", "find_problems"]
+__all__ = [
+    "DUPLICATE_POLICIES",
+    "PROBLEM_COLUMNS",
+    "Preflight",
+    "check_rows",
+    "find_problems",
+]
 
 PROBLEM_COLUMNS = ["row", "column", "problem", "value"]
 DUPLICATE_POLICIES = ("report", "skip", "allow")
@@ -76,7 +82,7 @@ def check_rows(
     Blank cells (None, NaN, NaT, or text that is empty after trimming) that a
     template uses are problems unless the column is in ``allow_empty`` (print
     nothing), ``plan.fill_empty`` (print a default) or ``skip_empty`` (skip the
-    row). ``duplicates`` says what to do when a To address already appears in an
+    row). ``duplicates`` sets what happens when a To address already appears in an
     earlier row: "report" it as a problem, "skip" the later row, or "allow" it.
     Skipped rows are not checked further.
     """
@@ -112,7 +118,9 @@ def check_rows(
     if plan.attachments is not None or plan.inline_images:
         problems += _file_problems(rows, plan, columns)
     problems += _excel_formats(df, used)
-    return Preflight(pd.DataFrame(problems, columns=PROBLEM_COLUMNS, dtype=object), skipped)
+    return Preflight(
+        pd.DataFrame(problems, columns=PROBLEM_COLUMNS, dtype=object), skipped
+    )
 
 
 # -- options -------------------------------------------------------------------
@@ -139,7 +147,9 @@ def _column_set(option: bool | Iterable[str] | None, used: set[str]) -> set[str]
     return {str(name) for name in option}
 
 
-def _check_empty_options(allowed: set[str], skipped: set[str], filled: set[str]) -> None:
+def _check_empty_options(
+    allowed: set[str], skipped: set[str], filled: set[str]
+) -> None:
     for first, second, names in (
         ("allow_empty", "skip_empty", allowed & skipped),
         ("allow_empty", "fill_empty", allowed & filled),
@@ -199,15 +209,18 @@ def _missing_fields(plan: MessagePlan, columns: list[str]) -> list[dict[str, Any
                 _problem(
                     None,
                     name,
-                    f"the {template.name} template uses {{{{ {name} }}}}, which is not a "
+                    f"the {template.name} template uses {{{{ {name} }}}}, which is "
+                    "not a "
                     "column" + _close_names(name, columns),
                     None,
                 )
             )
     for source in plan.value_sources:
         if source.kind == "column" and source.column not in columns:
-            what = "the recipient column" if source.option == "to" else (
-                f"the {source.option} column"
+            what = (
+                "the recipient column"
+                if source.option == "to"
+                else (f"the {source.option} column")
             )
             found.append(
                 _problem(
@@ -224,12 +237,14 @@ def _skip_empty_rows(df: pd.DataFrame, columns: list[str]) -> dict[int, str]:
     skipped: dict[int, str] = {}
     for column in columns:
         for position in np.flatnonzero(_blank_mask(df[column])):
-            skipped.setdefault(int(position), f"the {column!r} cell is empty (skip_empty)")
+            skipped.setdefault(
+                int(position), f"the {column!r} cell is empty (skip_empty)"
+            )
     return skipped
 
 
 def _to_addresses(df: pd.DataFrame, plan: MessagePlan) -> list[list[str]] | None:
-    """The lower-cased To addr-specs of each row, or None when To is fixed.
+    """Return the lower-cased To addr-specs of each row, or None when To is fixed.
 
     Cells that hold one plain addr-spec are handled for the whole column at
     once; only the others are parsed one by one.
@@ -290,7 +305,8 @@ def _duplicate_recipients(
             earlier = labels[first_row[address]]
             if policy == "skip":
                 later.setdefault(
-                    position, f"{address} already receives row {earlier!r} (duplicates='skip')"
+                    position,
+                    f"{address} already receives row {earlier!r} (duplicates='skip')",
                 )
             else:
                 problems.append(
@@ -307,7 +323,10 @@ def _duplicate_recipients(
 
 
 def _address_problems(
-    rows: pd.DataFrame, plan: MessagePlan, address_field: AddressField, columns: list[str]
+    rows: pd.DataFrame,
+    plan: MessagePlan,
+    address_field: AddressField,
+    columns: list[str],
 ) -> list[dict[str, Any]]:
     source = address_field.source
     is_to = address_field.option == "to"
@@ -328,7 +347,9 @@ def _address_problems(
     column = source.column or address_field.option
     if is_to:
         for label, value in zip(rows.index[blank], _values(rows, source, blank)):
-            found.append(_problem(label, column, "the recipient address is empty", value))
+            found.append(
+                _problem(label, column, "the recipient address is empty", value)
+            )
     if not check.any():
         return found
     subset = rows[check]
@@ -346,7 +367,9 @@ def _address_problems(
             found.append(_problem(label, column, str(exc), cell))
             continue
         except Exception as exc:  # noqa: BLE001 - a template that fails on this row
-            found.append(_problem(label, column, f"{source.describe()} failed: {exc}", cell))
+            found.append(
+                _problem(label, column, f"{source.describe()} failed: {exc}", cell)
+            )
             continue
         if not mailboxes and is_to:
             found.append(_problem(label, column, "the cell holds no address", cell))
@@ -363,9 +386,13 @@ def _fixed_address_problems(address_field: AddressField) -> list[dict[str, Any]]
     try:
         mailboxes = parse_mailboxes(address_field.source.value)
     except ValueError as exc:
-        return [_problem(None, address_field.option, str(exc), address_field.source.value)]
+        return [
+            _problem(None, address_field.option, str(exc), address_field.source.value)
+        ]
     if not mailboxes and address_field.option == "to":
-        return [_problem(None, "to", "to= holds no address", address_field.source.value)]
+        return [
+            _problem(None, "to", "to= holds no address", address_field.source.value)
+        ]
     return []
 
 
@@ -386,7 +413,11 @@ def _empty_cells(cells: pd.Series, column: str) -> list[dict[str, Any]]:
 
 def _header_values(cells: pd.Series, column: str) -> list[dict[str, Any]]:
     text = cells.astype("string")
-    mask = text.str.contains(_HEADER_SUSPECT, regex=True).fillna(False).to_numpy(dtype=bool)
+    mask = (
+        text.str.contains(_HEADER_SUSPECT, regex=True)
+        .fillna(False)
+        .to_numpy(dtype=bool)
+    )
     found = []
     for label, value in zip(cells.index[mask], cells[mask].tolist()):
         problem = header_value_problem(str(value))
@@ -415,9 +446,15 @@ def _file_problems(
         values = plan.prepare_row(values)
         context = plan.context(values)
         try:
-            key = tuple(_hashable(source.value_for(values, context)) for source in sources)
+            key = tuple(
+                _hashable(source.value_for(values, context)) for source in sources
+            )
         except Exception as exc:  # noqa: BLE001 - a template that fails on this row
-            found.append(_problem(label, column, f"the file paths cannot be rendered: {exc}", None))
+            found.append(
+                _problem(
+                    label, column, f"the file paths cannot be rendered: {exc}", None
+                )
+            )
             continue
         if key not in cache:
             try:

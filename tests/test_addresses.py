@@ -44,7 +44,12 @@ def test_c10_with_smtputf8():
     df = pd.DataFrame({"email": ["jörg@example.com", "anna@bücher.example"]})
     with FaultSMTPServer(extensions=Extensions(smtputf8=True)) as server:
         results = mailkit.send_bulk(
-            df, subject="Grüße", body="x\n", sender=SENDER, mode="fast", smtp=server.url
+            df,
+            subject="Grüße",
+            body="x\n",
+            sender=SENDER,
+            mode="fast",
+            smtp=server.url,
         )
     assert results["status"].tolist() == ["sent", "sent"]
     by_recipient = {m.rcpt_tos[0]: m for m in server.messages}
@@ -110,7 +115,12 @@ def test_c14_bcc_only_in_rcpt(server):
         {"email": ["a@example.com", "b@example.com"], "bcc": ["audit@example.com", ""]}
     )
     mailkit.send_bulk(
-        df, subject="Hi", body="x\n", sender=SENDER, bcc="bcc", mode="fast",
+        df,
+        subject="Hi",
+        body="x\n",
+        sender=SENDER,
+        bcc="bcc",
+        mode="fast",
         smtp=server.url,
     )
     first, second = sorted(server.messages, key=lambda m: m.recipients[0])
@@ -125,7 +135,11 @@ def test_c14_bcc_only_in_rcpt(server):
 def test_c14_fixed_bcc_and_bcc_header_rejected(server):
     df = pd.DataFrame({"email": ["a@example.com"]})
     mailkit.send_bulk(
-        df, subject="Hi", body="x\n", sender=SENDER, bcc=["x@example.com", "y@example.com"],
+        df,
+        subject="Hi",
+        body="x\n",
+        sender=SENDER,
+        bcc=["x@example.com", "y@example.com"],
         smtp=server.url,
     )
     (received,) = server.messages
@@ -133,7 +147,11 @@ def test_c14_fixed_bcc_and_bcc_header_rejected(server):
     assert b"x@example.com" not in received.data
     with pytest.raises(mailkit.ConfigurationError, match="pass bcc="):
         mailkit.send_bulk(
-            df, subject="Hi", body="x\n", sender=SENDER, smtp=server.url,
+            df,
+            subject="Hi",
+            body="x\n",
+            sender=SENDER,
+            smtp=server.url,
             headers={"Bcc": "x@example.com"},
         )
 
@@ -149,14 +167,27 @@ def test_cc_reply_to_and_names_from_columns(server):
         }
     )
     mailkit.send_bulk(
-        df, subject="Hi", body="x\n", sender=SENDER, to_name="name", cc="manager",
-        reply_to="reply", reply_to_name="reply_name", smtp=server.url,
+        df,
+        subject="Hi",
+        body="x\n",
+        sender=SENDER,
+        to_name="name",
+        cc="manager",
+        reply_to="reply",
+        reply_to_name="reply_name",
+        smtp=server.url,
     )
     (received,) = server.messages
     assert_wire_form(received.data)
-    assert received.recipients == ("ann@example.com", "rick@example.com", "zoe@example.org")
+    assert received.recipients == (
+        "ann@example.com",
+        "rick@example.com",
+        "zoe@example.org",
+    )
     message = parse(received.data)
-    assert _addresses(message["To"]) == [('Doe, Ann "Annie" Ünïcode', "ann@example.com")]
+    assert _addresses(message["To"]) == [
+        ('Doe, Ann "Annie" Ünïcode', "ann@example.com")
+    ]
     assert _addresses(message["Cc"]) == [
         ("Roe, Rick", "rick@example.com"),
         ("Zoë", "zoe@example.org"),
@@ -166,9 +197,16 @@ def test_cc_reply_to_and_names_from_columns(server):
 
 
 def test_envelope_lists_each_recipient_once(server):
-    df = pd.DataFrame({"email": ["a@example.com; A@Example.com"], "cc": ["a@example.com"]})
+    df = pd.DataFrame(
+        {"email": ["a@example.com; A@Example.com"], "cc": ["a@example.com"]}
+    )
     mailkit.send_bulk(
-        df, subject="Hi", body="x\n", sender=SENDER, cc="cc", bcc="a@example.com",
+        df,
+        subject="Hi",
+        body="x\n",
+        sender=SENDER,
+        cc="cc",
+        bcc="a@example.com",
         smtp=server.url,
     )
     (received,) = server.messages
@@ -193,7 +231,12 @@ def test_duplicate_recipients_skipped(server):
         {"email": ["a@example.com", "b@example.com", "A@example.com"]}, index=[5, 6, 7]
     )
     results = mailkit.send_bulk(
-        df, subject="Hi", body="x\n", sender=SENDER, duplicates="skip", mode="fast",
+        df,
+        subject="Hi",
+        body="x\n",
+        sender=SENDER,
+        duplicates="skip",
+        mode="fast",
         smtp=server.url,
     )
     assert list(results.index) == [5, 6, 7]

@@ -59,7 +59,9 @@ def test_c06_non_ascii_filenames(server, tmp_path):
         (attachment,) = list(parse(data).iter_attachments())
         assert attachment.get_filename() == path.name
         assert attachment.get_content_disposition() == "attachment"
-        assert _sha256(attachment.get_payload(decode=True)) == _sha256(path.read_bytes())
+        assert _sha256(attachment.get_payload(decode=True)) == _sha256(
+            path.read_bytes()
+        )
 
 
 def _c07_files(tmp_path):
@@ -133,8 +135,15 @@ def test_c07_type_override_per_row_and_by_extension(server, tmp_path):
         }
     )
     mailkit.send_bulk(
-        df, subject="Hi", body="x\n", sender=SENDER, attachments="files",
-        attachment_types="types", allow_empty=["types"], mode="fast", smtp=server.url,
+        df,
+        subject="Hi",
+        body="x\n",
+        sender=SENDER,
+        attachments="files",
+        attachment_types="types",
+        allow_empty=["types"],
+        mode="fast",
+        smtp=server.url,
     )
     by_recipient = {m.recipients[0]: parse(m.data) for m in server.messages}
     (blob,) = by_recipient["a@example.com"].iter_attachments()
@@ -145,8 +154,13 @@ def test_c07_type_override_per_row_and_by_extension(server, tmp_path):
 
     server.clear()
     mailkit.send_bulk(
-        df.iloc[:1], subject="Hi", body="x\n", sender=SENDER, attachments="files",
-        attachment_types={".XYZ": "application/x-blob"}, smtp=server.url,
+        df.iloc[:1],
+        subject="Hi",
+        body="x\n",
+        sender=SENDER,
+        attachments="files",
+        attachment_types={".XYZ": "application/x-blob"},
+        smtp=server.url,
     )
     (blob,) = parse(server.messages[0].data).iter_attachments()
     assert blob.get_content_type() == "application/x-blob"
@@ -164,7 +178,11 @@ def test_missing_attachment_is_preflight_problem(server, tmp_path):
     )
     with pytest.raises(mailkit.ValidationError) as caught:
         mailkit.send_bulk(
-            df, subject="Hi", body="x\n", sender=SENDER, attachments="files",
+            df,
+            subject="Hi",
+            body="x\n",
+            sender=SENDER,
+            attachments="files",
             smtp=server.url,
         )
     problems = caught.value.problems
@@ -187,7 +205,11 @@ def test_invalid_attachment_type_rejected():
     df = pd.DataFrame({"email": ["a@example.com"]})
     with pytest.raises(mailkit.ConfigurationError, match="not a content type"):
         mailkit.validate(
-            df, subject="Hi", body="x", sender=SENDER, attachments=[],
+            df,
+            subject="Hi",
+            body="x",
+            sender=SENDER,
+            attachments=[],
             attachment_types={".xyz": "pdf"},
         )
 
@@ -209,8 +231,13 @@ def test_c08_over_server_size_fails_row_before_mail(tmp_path):
     df = _sized_rows(tmp_path)
     with FaultSMTPServer(max_message_size=100_000) as server:
         results = mailkit.send_bulk(
-            df, subject="Hi", body="x\n", sender=SENDER, attachments="file",
-            mode="fast", smtp=server.url,
+            df,
+            subject="Hi",
+            body="x\n",
+            sender=SENDER,
+            attachments="file",
+            mode="fast",
+            smtp=server.url,
         )
         mail_commands = [
             command
@@ -220,8 +247,11 @@ def test_c08_over_server_size_fails_row_before_mail(tmp_path):
         ]
     assert results["status"].tolist() == ["sent", "sent", "failed", "sent"]
     error = results["error"].iloc[2]
-    assert re.search(r"The message is \d+ bytes, over the server's limit \(SIZE\) of "
-                     r"100000 bytes", error)
+    assert re.search(
+        r"The message is \d+ bytes, over the server's limit \(SIZE\) of "
+        r"100000 bytes",
+        error,
+    )
     assert results["attempts"].iloc[2] == 0
     assert len(mail_commands) == 3
     assert sorted(m.rcpt_tos[0] for m in server.messages) == [
@@ -235,8 +265,13 @@ def test_c08_size_zero_means_no_limit(tmp_path):
     df = _sized_rows(tmp_path)
     with FaultSMTPServer(extensions=Extensions(size_value=0)) as server:
         results = mailkit.send_bulk(
-            df, subject="Hi", body="x\n", sender=SENDER, attachments="file",
-            mode="fast", smtp=server.url,
+            df,
+            subject="Hi",
+            body="x\n",
+            sender=SENDER,
+            attachments="file",
+            mode="fast",
+            smtp=server.url,
         )
     assert (results["status"] == "sent").all()
     assert len(server.messages) == 4
@@ -246,8 +281,13 @@ def test_c08_max_message_size_preflight(tmp_path, server):
     df = _sized_rows(tmp_path)
     with pytest.raises(mailkit.ValidationError) as caught:
         mailkit.send_bulk(
-            df, subject="Hi", body="x\n", sender=SENDER, attachments="file",
-            max_message_size=100_000, smtp=server.url,
+            df,
+            subject="Hi",
+            body="x\n",
+            sender=SENDER,
+            attachments="file",
+            max_message_size=100_000,
+            smtp=server.url,
         )
     problems = caught.value.problems
     assert problems["row"].tolist() == [2]

@@ -35,7 +35,11 @@ def test_c04_long_html_line(server):
     assert len(paragraph) == 3000
     df = pd.DataFrame({"email": ["a@example.com"]})
     mailkit.send_bulk(
-        df, subject="Hi", body="Text\n", html=paragraph + "\n", sender=SENDER,
+        df,
+        subject="Hi",
+        body="Text\n",
+        html=paragraph + "\n",
+        sender=SENDER,
         smtp=server.url,
     )
     data = server.messages[0].data
@@ -49,7 +53,9 @@ def test_c04_line_over_998_octets_not_characters(server):
     text = "Ça va? " * 130
     assert len(text) < 998 < len(text.encode("utf-8"))
     df = pd.DataFrame({"email": ["a@example.com"], "line": [text]})
-    mailkit.send_bulk(df, subject="Hi", body="{{ line }}\n", sender=SENDER, smtp=server.url)
+    mailkit.send_bulk(
+        df, subject="Hi", body="{{ line }}\n", sender=SENDER, smtp=server.url
+    )
     data = server.messages[0].data
     assert_wire_form(data)
     assert max(len(line) for line in data.split(b"\r\n")) <= 78
@@ -68,7 +74,8 @@ def test_dots_and_crlf_preserved(server):
 def test_html_only_derives_text_part(server):
     html = (
         "<html><head><style>p {color: red}</style></head><body>"
-        "<h1>Hello {{ name }}</h1><p>See <a href='https://example.com/x'>the report</a>."
+        "<h1>Hello {{ name }}</h1>"
+        "<p>See <a href='https://example.com/x'>the report</a>."
         "</p><ul><li>one</li><li>two</li></ul></body></html>"
     )
     df = pd.DataFrame({"email": ["a@example.com"], "name": ["Ann <b>"]})
@@ -89,7 +96,9 @@ def test_markdown_body_makes_text_and_html(server, tmp_path):
         "- first\n- second\n",
         encoding="utf-8",
     )
-    df = pd.DataFrame({"email": ["a@example.com"], "name": ["*Bob* <i>"], "total": [12.5]})
+    df = pd.DataFrame(
+        {"email": ["a@example.com"], "name": ["*Bob* <i>"], "total": [12.5]}
+    )
     mailkit.send_bulk(df, subject="Hi", body=template, sender=SENDER, smtp=server.url)
     message = parse(server.messages[0].data)
     text = text_of(message.get_body(("plain",)))
@@ -117,9 +126,13 @@ def test_missing_body_rejected():
 
 
 def test_table_filter_html_and_text(server):
-    items = pd.DataFrame({"item": ["Äpfel", "Pears"], "qty": [3, 12], "price": [1.5, None]})
+    items = pd.DataFrame(
+        {"item": ["Äpfel", "Pears"], "qty": [3, 12], "price": [1.5, None]}
+    )
     styled = items.style.map(lambda v: "color: red" if v == 12 else "", subset=["qty"])
-    df = pd.DataFrame({"email": ["a@example.com", "b@example.com"], "items": [items, styled]})
+    df = pd.DataFrame(
+        {"email": ["a@example.com", "b@example.com"], "items": [items, styled]}
+    )
     mailkit.send_bulk(
         df,
         subject="Order",

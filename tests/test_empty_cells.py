@@ -26,9 +26,14 @@ def _bodies(server) -> dict[str, str]:
 
 def test_c26_blank_cells_reported(server):
     with pytest.raises(mailkit.ValidationError) as caught:
-        mailkit.send_bulk(_frame(), subject="Hi", body=BODY, sender=SENDER, smtp=server.url)
+        mailkit.send_bulk(
+            _frame(), subject="Hi", body=BODY, sender=SENDER, smtp=server.url
+        )
     problems = caught.value.problems
-    assert problems[["row", "column"]].values.tolist() == [[1, "amount"], [0, "first_name"]]
+    assert problems[["row", "column"]].values.tolist() == [
+        [1, "amount"],
+        [0, "first_name"],
+    ]
     assert problems["problem"].str.contains("the cell is empty").all()
     assert problems["problem"].str.contains("fill_empty=").all()
     assert problems["value"].isna().all()
@@ -40,8 +45,13 @@ def test_c26_fill_empty_and_integer_floats(server):
     df = _frame()
     assert df["amount"].dtype == float
     mailkit.send_bulk(
-        df, subject="Hi {{ first_name }}", body=BODY, sender=SENDER, mode="fast",
-        fill_empty={"first_name": "customer", "amount": 0}, smtp=server.url,
+        df,
+        subject="Hi {{ first_name }}",
+        body=BODY,
+        sender=SENDER,
+        mode="fast",
+        fill_empty={"first_name": "customer", "amount": 0},
+        smtp=server.url,
     )
     assert _bodies(server) == {
         "alice@example.com": "Dear customer, amount due 12\n",
@@ -56,11 +66,19 @@ def test_c26_fill_empty_and_integer_floats(server):
 
 def test_c26_skip_empty_rows(server):
     results = mailkit.send_bulk(
-        _frame(), subject="Hi", body=BODY, sender=SENDER, mode="fast",
-        skip_empty=["amount"], allow_empty=["first_name"], smtp=server.url,
+        _frame(),
+        subject="Hi",
+        body=BODY,
+        sender=SENDER,
+        mode="fast",
+        skip_empty=["amount"],
+        allow_empty=["first_name"],
+        smtp=server.url,
     )
     assert results["status"].tolist() == ["sent", "skipped"]
-    assert results["error"].iloc[1] == "Not sent: the 'amount' cell is empty (skip_empty)."
+    assert (
+        results["error"].iloc[1] == "Not sent: the 'amount' cell is empty (skip_empty)."
+    )
     assert results["to"].iloc[1] == "bob@example.com"
     assert _bodies(server) == {"alice@example.com": "Dear , amount due 12\n"}
     assert b"nan" not in server.messages[0].data
@@ -68,8 +86,13 @@ def test_c26_skip_empty_rows(server):
 
 def test_c26_allow_empty_prints_nothing(server):
     mailkit.send_bulk(
-        _frame(), subject="Hi", body=BODY, sender=SENDER, mode="fast",
-        allow_empty=True, smtp=server.url,
+        _frame(),
+        subject="Hi",
+        body=BODY,
+        sender=SENDER,
+        mode="fast",
+        allow_empty=True,
+        smtp=server.url,
     )
     assert _bodies(server) == {
         "alice@example.com": "Dear , amount due 12\n",
@@ -104,8 +127,14 @@ def test_blank_text_counts_as_empty():
 
 
 def test_conflicting_empty_options():
-    with pytest.raises(mailkit.ConfigurationError, match="both allow_empty= and fill_empty="):
+    with pytest.raises(
+        mailkit.ConfigurationError, match="both allow_empty= and fill_empty="
+    ):
         mailkit.validate(
-            _frame(), subject="Hi", body=BODY, sender=SENDER,
-            allow_empty=["amount"], fill_empty={"amount": 0},
+            _frame(),
+            subject="Hi",
+            body=BODY,
+            sender=SENDER,
+            allow_empty=["amount"],
+            fill_empty={"amount": 0},
         )

@@ -44,7 +44,11 @@ def test_date_filter_input_layout_and_errors():
         (12.0, {}, "12"),
         (12.5, {}, "12.5"),
         ("1234.5", {"decimals": 2, "thousands": ","}, "1,234.50"),
-        (1234567.891, {"decimals": 2, "thousands": ".", "decimal": ","}, "1.234.567,89"),
+        (
+            1234567.891,
+            {"decimals": 2, "thousands": ".", "decimal": ","},
+            "1.234.567,89",
+        ),
         (2.675, {"decimals": 2}, "2.68"),
         (-0.5, {"decimals": 0}, "-1"),
         (np.int64(7), {"decimals": 1}, "7.0"),

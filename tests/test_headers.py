@@ -70,7 +70,11 @@ def test_long_subject_folds_on_first_line(server, subject):
 def test_mime_version_only_at_top(server):
     df = pd.DataFrame({"email": ["a@example.com"]})
     mailkit.send_bulk(
-        df, subject="Hi", body="Text\n", html="<p>HTML</p>", sender=SENDER,
+        df,
+        subject="Hi",
+        body="Text\n",
+        html="<p>HTML</p>",
+        sender=SENDER,
         smtp=server.url,
     )
     data = server.messages[0].data
@@ -110,7 +114,11 @@ def test_c13_typed_encoded_word_stays_literal(server):
     title = "Offer =?utf-8?q?Bcc=3A_eve@example.net?= ends today"
     df = pd.DataFrame({"email": ["a@example.com"], "title": [title]})
     mailkit.send_bulk(
-        df, subject="{{ title }}", body="x\n", sender=SENDER, smtp=server.url,
+        df,
+        subject="{{ title }}",
+        body="x\n",
+        sender=SENDER,
+        smtp=server.url,
         headers={"X-Campaign": "{{ title }}"},
     )
     (received,) = server.messages
@@ -120,8 +128,17 @@ def test_c13_typed_encoded_word_stays_literal(server):
     assert message["X-Campaign"] == title
     names = [name.lower() for name in message.keys()]
     assert sorted(names) == sorted(
-        ["from", "to", "subject", "date", "message-id", "x-campaign", "mime-version",
-         "content-type", "content-transfer-encoding"]
+        [
+            "from",
+            "to",
+            "subject",
+            "date",
+            "message-id",
+            "x-campaign",
+            "mime-version",
+            "content-type",
+            "content-transfer-encoding",
+        ]
     )
     assert b"eve@example.net" not in received.data
 
@@ -143,7 +160,12 @@ def test_line_break_from_template_fails_row(server):
 def test_c15_date_and_message_id_per_message(server):
     df = pd.DataFrame({"email": [f"user{i}@example.com" for i in range(100)]})
     results = mailkit.send_bulk(
-        df, subject="Hi", body="x\n", sender=SENDER, mode="instant", max_workers=4,
+        df,
+        subject="Hi",
+        body="x\n",
+        sender=SENDER,
+        mode="instant",
+        max_workers=4,
         smtp=server.url,
     )
     assert (results["status"] == "sent").all()
@@ -165,16 +187,25 @@ def test_c15_date_and_message_id_per_message(server):
 
 def test_c15_retry_reuses_message_id():
     df = pd.DataFrame({"email": ["slow@example.com", "fast@example.com"]})
-    with FaultSMTPServer(rules=[defer_recipient("slow@example.com", times=1)]) as server:
+    with FaultSMTPServer(
+        rules=[defer_recipient("slow@example.com", times=1)]
+    ) as server:
         results = mailkit.send_bulk(
-            df, subject="Hi", body="x\n", sender=SENDER, mode="fast",
-            retry_backoff=0.01, smtp=server.url,
+            df,
+            subject="Hi",
+            body="x\n",
+            sender=SENDER,
+            mode="fast",
+            retry_backoff=0.01,
+            smtp=server.url,
         )
     assert results["status"].tolist() == ["sent", "sent"]
     assert results["attempts"].tolist() == [2, 1]
     by_recipient = {m.rcpt_tos[0]: parse(m.data) for m in server.messages}
     assert len(by_recipient) == 2
-    assert by_recipient["slow@example.com"]["Message-ID"] == results["message_id"].iloc[0]
+    assert (
+        by_recipient["slow@example.com"]["Message-ID"] == results["message_id"].iloc[0]
+    )
 
 
 def test_bcc_in_headers_points_to_bcc_option():
@@ -188,11 +219,15 @@ def test_bcc_in_headers_points_to_bcc_option():
 @pytest.mark.parametrize("name", ["Resent-Bcc", "bcc", "To", "Content-Type"])
 def test_reserved_header_rejected(name):
     df = pd.DataFrame({"email": ["a@example.com"]})
-    with pytest.raises(mailkit.ConfigurationError, match="cannot be set through headers="):
+    with pytest.raises(
+        mailkit.ConfigurationError, match="cannot be set through headers="
+    ):
         mailkit.validate(df, subject="Hi", body="x", sender=SENDER, headers={name: "v"})
 
 
 def test_invalid_header_name_rejected():
     df = pd.DataFrame({"email": ["a@example.com"]})
     with pytest.raises(mailkit.ConfigurationError, match="Invalid header name"):
-        mailkit.validate(df, subject="Hi", body="x", sender=SENDER, headers={"X Bad": "v"})
+        mailkit.validate(
+            df, subject="Hi", body="x", sender=SENDER, headers={"X Bad": "v"}
+        )

@@ -85,7 +85,9 @@ def test_preview_object(recipients, tmp_path):
 
 def test_preview_repr_html(recipients, tmp_path):
     shown = mailkit.preview(
-        recipients.assign(first_name="<script>alert(1)</script>"), 0, **_options(tmp_path)
+        recipients.assign(first_name="<script>alert(1)</script>"),
+        0,
+        **_options(tmp_path),
     )
     page = shown._repr_html_()
     frame = re.search(r'<iframe sandbox="" srcdoc="([^"]*)"', page)
@@ -102,7 +104,10 @@ def test_preview_inline_image_shown_as_data_url(tmp_path):
     image.write_bytes(b"GIF89a\x01\x00\x01\x00\x00\x00\x00;")
     df = pd.DataFrame({"email": ["a@example.com"]})
     shown = mailkit.preview(
-        df, subject="Hi", html='<img src="cid:logo">', sender=SENDER,
+        df,
+        subject="Hi",
+        html='<img src="cid:logo">',
+        sender=SENDER,
         inline_images={"logo": image},
     )
     page = html.unescape(shown._repr_html_())
@@ -130,7 +135,12 @@ def test_preview_raises_for_problem_row():
 def test_dry_run_connects_to_nothing(server, tmp_path):
     df = pd.DataFrame(
         {
-            "email": ["a@example.com", "jörg@example.com", "c@example.com", "A@example.com"],
+            "email": [
+                "a@example.com",
+                "jörg@example.com",
+                "c@example.com",
+                "A@example.com",
+            ],
             "name": ["Ann", "Jörg", None, "Ann again"],
         },
         index=list("wxyz"),

@@ -12,7 +12,10 @@ import mailkit
 from wire import parse, text_of
 
 SENDER = "Accounts team <accounts@example.com>"
-BODY = 'Zip {{ zip }}, code {{ code }}, joined {{ joined }} ({{ joined | date("%d %B %Y") }})\n'
+BODY = (
+    "Zip {{ zip }}, code {{ code }}, joined {{ joined }} "
+    '({{ joined | date("%d %B %Y") }})\n'
+)
 
 
 @pytest.fixture
@@ -21,12 +24,24 @@ def workbook(tmp_path):
     sheet = book.active
     sheet.append(["email", "zip", "code", "joined", "amount", "at"])
     sheet.append(
-        ["a@example.com", "02494", "007", dt.datetime(2024, 3, 5), 12.0,
-         dt.datetime(2024, 3, 5, 14, 30)]
+        [
+            "a@example.com",
+            "02494",
+            "007",
+            dt.datetime(2024, 3, 5),
+            12.0,
+            dt.datetime(2024, 3, 5, 14, 30),
+        ]
     )
     sheet.append(
-        ["b@example.com", 2494, "008", dt.datetime(2024, 11, 20), 7.5,
-         dt.datetime(2024, 11, 20)]
+        [
+            "b@example.com",
+            2494,
+            "008",
+            dt.datetime(2024, 11, 20),
+            7.5,
+            dt.datetime(2024, 11, 20),
+        ]
     )
     sheet["B3"].number_format = "00000"
     path = tmp_path / "people.xlsx"
@@ -64,7 +79,9 @@ def test_c33_excel_zero_format_reported(workbook, server):
 
 def test_c33_dates_in_messages(workbook, server):
     df = mailkit.read_table(workbook, excel_formats="apply")
-    mailkit.send_bulk(df, subject="Hi", body=BODY, sender=SENDER, mode="fast", smtp=server.url)
+    mailkit.send_bulk(
+        df, subject="Hi", body=BODY, sender=SENDER, mode="fast", smtp=server.url
+    )
     bodies = {m.recipients[0]: text_of(parse(m.data)) for m in server.messages}
     assert bodies == {
         "a@example.com": "Zip 02494, code 007, joined 2024-03-05 (05 March 2024)\n",
@@ -78,12 +95,18 @@ def test_c33_timestamps_from_pandas(server):
     df = pd.DataFrame(
         {
             "email": ["a@example.com", "b@example.com"],
-            "joined": pd.to_datetime(["2024-03-05", "2024-03-05 09:15"], format="ISO8601"),
+            "joined": pd.to_datetime(
+                ["2024-03-05", "2024-03-05 09:15"], format="ISO8601"
+            ),
         }
     )
     mailkit.send_bulk(
-        df, subject="Hi", body='{{ joined }} / {{ joined | date("%d %B %Y") }}\n',
-        sender=SENDER, mode="fast", smtp=server.url,
+        df,
+        subject="Hi",
+        body='{{ joined }} / {{ joined | date("%d %B %Y") }}\n',
+        sender=SENDER,
+        mode="fast",
+        smtp=server.url,
     )
     bodies = {m.recipients[0]: text_of(parse(m.data)) for m in server.messages}
     assert bodies == {

@@ -36,7 +36,10 @@ def test_c25_missing_fields_named_with_close_columns(server):
 def test_missing_field_in_attachment_template(tmp_path):
     df = pd.DataFrame({"email": ["a@example.com"], "file": ["x.pdf"]})
     problems = mailkit.validate(
-        df, subject="Hi", body="x", sender=SENDER,
+        df,
+        subject="Hi",
+        body="x",
+        sender=SENDER,
         attachments=str(tmp_path) + "/{{ fiel }}",
     )
     assert problems["column"].tolist()[0] == "fiel"

@@ -20,8 +20,8 @@ def header_block(data: bytes) -> bytes:
 
 
 def assert_wire_form(data: bytes, *, seven_bit: bool = True) -> None:
-    """CRLF only, lines of at most 78 octets where they can fold, 7-bit unless told
-    otherwise."""
+    """CRLF only, lines of at most 78 octets where they can fold, 7-bit unless
+    ``seven_bit`` is False."""
     assert data.count(b"\n") == data.count(b"\r\n"), "bare LF in the message"
     assert data.count(b"\r") == data.count(b"\r\n"), "bare CR in the message"
     for line in data.split(b"\r\n"):
