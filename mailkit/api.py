@@ -42,6 +42,8 @@ _MESSAGE_OPTIONS = (
     "inline_images",
     "fill_empty",
     "max_message_size",
+    "unsubscribe_url",
+    "unsubscribe_mailto",
 )
 _CHECK_OPTIONS = ("allow_empty", "skip_empty", "duplicates")
 _RUN_OPTIONS = ("delay", "jitter", "rate", "max_retries", "retry_backoff", "dry_run")
@@ -239,8 +241,10 @@ def send_bulk(
     template giving paths separated by ``;``, or a list of paths);
     ``attachment_types`` (a dict from extension to content type, or a column of
     types); ``inline_images`` (a dict from name to path, shown by the HTML body
-    with ``<img src="cid:name">``); ``max_message_size`` (bytes). Bcc
-    addresses go only into RCPT TO.
+    with ``<img src="cid:name">``); ``max_message_size`` (bytes);
+    ``unsubscribe_url`` and ``unsubscribe_mailto`` (a column, template or fixed
+    value for List-Unsubscribe, with one-click List-Unsubscribe-Post for an
+    https URL). Bcc addresses go only into RCPT TO.
 
     Check options: blank cells that a template uses are problems unless the
     column is in ``allow_empty`` (True, or column names; print nothing),

@@ -38,6 +38,7 @@ from .headers import header_value_problem, policy_for
 from .mime import build_body, set_body, set_boundaries
 from .sources import ValueSource, value_source
 from .templates import Template, TemplateSource, load_template, read_template_source
+from .unsubscribe import ANGLE_LIST, Unsubscribe
 
 __all__ = ["AddressField", "MessagePlan", "Outgoing", "serialize"]
 
@@ -236,6 +237,7 @@ class MessagePlan:
     inline_images: tuple[InlineImage, ...] = ()
     fill_empty: Mapping[str, Any] = field(default_factory=dict)
     max_message_size: int | None = None
+    unsubscribe: Unsubscribe | None = None
     server: ServerCapabilities = field(default_factory=ServerCapabilities)
 
     @classmethod
@@ -260,6 +262,8 @@ class MessagePlan:
         inline_images: Mapping[str, Any] | None = None,
         fill_empty: Mapping[str, Any] | None = None,
         max_message_size: int | None = None,
+        unsubscribe_url: Any = None,
+        unsubscribe_mailto: Any = None,
     ) -> MessagePlan:
         """Check the options and compile the templates; raises ConfigurationError
         or TemplateError."""
@@ -285,6 +289,15 @@ class MessagePlan:
                 f"Invalid max_message_size {max_message_size!r}: give a number of "
                 "bytes above 0."
             )
+        unsubscribe = Unsubscribe.build(unsubscribe_url, unsubscribe_mailto)
+        if unsubscribe is not None and any(
+            name.lower() in ("list-unsubscribe", "list-unsubscribe-post")
+            for name in headers or {}
+        ):
+            raise ConfigurationError(
+                "List-Unsubscribe is set both by unsubscribe_url=/unsubscribe_mailto= "
+                "and by headers=: keep one."
+            )
         to_field = _address_field("To", "to", to, to_name)
         if to_field is None:
             raise ConfigurationError("to= is missing: pass the recipient column name.")
@@ -308,6 +321,7 @@ class MessagePlan:
             inline_images=_inline_images(inline_images),
             fill_empty=dict(fill_empty or {}),
             max_message_size=max_message_size,
+            unsubscribe=unsubscribe,
         )
 
     def with_server(self, server: ServerCapabilities) -> MessagePlan:
@@ -344,6 +358,8 @@ class MessagePlan:
         if isinstance(self.attachment_types, ValueSource):
             sources.append(self.attachment_types)
         sources += [image.source for image in self.inline_images]
+        if self.unsubscribe is not None:
+            sources += self.unsubscribe.sources
         return sources
 
     @property
@@ -354,6 +370,9 @@ class MessagePlan:
             found |= template.fields
         for address_field in self.address_fields:
             found |= address_field.fields
+        if self.unsubscribe is not None:
+            for source in self.unsubscribe.sources:
+                found |= source.fields
         return frozenset(found)
 
     @property
@@ -516,6 +535,9 @@ class MessagePlan:
         message["Date"] = _date_header(date)
         message_id = message_id or self.new_message_id()
         message["Message-ID"] = message_id
+        if self.unsubscribe is not None:
+            for name, value in self.unsubscribe.headers(values, context):
+                message[name] = _header_text(name, value)
         for name, template in self.headers.items():
             message[name] = _header_text(name, template.render(context))
         text, html = self._bodies(context)
@@ -634,6 +656,11 @@ def _header_text(name: str, rendered: str) -> str:
     problem = header_value_problem(value)
     if problem:
         raise MessageError(f"The {name} header cannot be built: {problem}.")
+    if name.lower() == "list-unsubscribe" and not ANGLE_LIST.fullmatch(value):
+        raise MessageError(
+            f"The List-Unsubscribe value {value!r} is invalid: write each URL in "
+            "angle brackets, separated by commas, such as <https://example.com/u>."
+        )
     return value
 
 

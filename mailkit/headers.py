@@ -26,6 +26,7 @@ __all__ = [
     "MAX_LINE_LENGTH",
     "SEVEN_BIT_POLICY",
     "UTF8_POLICY",
+    "fold_angle_list",
     "fold_unstructured",
     "header_value_problem",
     "policy_for",
@@ -184,9 +185,40 @@ class UniqueLiteralUnstructuredHeader(LiteralUnstructuredHeader):
     max_count = 1
 
 
+_LIST_ENTRY = re.compile(r"<[^<>]*>")
+
+
+def fold_angle_list(name: str, value: str) -> str:
+    """Return ``name: <a>, <b>`` folded only between the bracketed entries.
+
+    Used for List-Unsubscribe (RFC 2369): receivers and DKIM verifiers expect
+    each URL whole and never as an encoded word, so an entry longer than a line
+    stays on one line of its own (under the 998-octet limit).
+    """
+    entries = _LIST_ENTRY.findall(value)
+    lines = [f"{name}:"]
+    for index, entry in enumerate(entries):
+        text = entry + ("," if index < len(entries) - 1 else "")
+        if len(lines[-1]) + 1 + len(text) <= MAX_LINE_LENGTH or lines[-1].endswith(":"):
+            lines[-1] += " " + text
+        else:
+            lines.append(" " + text)
+    return "\r\n".join(lines)
+
+
+class AngleListHeader(UniqueLiteralUnstructuredHeader):
+    """A header of bracketed URLs such as List-Unsubscribe, folded between entries."""
+
+    def fold(self, *, policy: EmailPolicy) -> str:
+        folded = fold_angle_list(self.name, str(self))
+        return folded.replace("\r\n", policy.linesep) + policy.linesep
+
+
 def _registry() -> HeaderRegistry:
     registry = HeaderRegistry(default_class=LiteralUnstructuredHeader)
     registry.map_to_type("subject", UniqueLiteralUnstructuredHeader)
+    registry.map_to_type("list-unsubscribe", AngleListHeader)
+    registry.map_to_type("list-unsubscribe-post", UniqueLiteralUnstructuredHeader)
     return registry
 
 

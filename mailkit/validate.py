@@ -25,6 +25,7 @@ from .errors import ConfigurationError, MessageError
 from .readers import EXCEL_FORMATS_ATTR
 from .headers import header_value_problem
 from .sources import ValueSource
+from .unsubscribe import check_unsubscribe_url
 
 __all__ = [
     "DUPLICATE_POLICIES",
@@ -117,6 +118,7 @@ def check_rows(
         problems += _header_values(rows[column], column)
     if plan.attachments is not None or plan.inline_images:
         problems += _file_problems(rows, plan, columns)
+    problems += _unsubscribe_url_problems(rows, plan, columns)
     problems += _excel_formats(df, used)
     return Preflight(
         pd.DataFrame(problems, columns=PROBLEM_COLUMNS, dtype=object), skipped
@@ -491,6 +493,22 @@ def _hashable(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(value)
     return value
+
+
+def _unsubscribe_url_problems(
+    rows: pd.DataFrame, plan: MessagePlan, columns: list[str]
+) -> list[dict[str, Any]]:
+    source = plan.unsubscribe.url if plan.unsubscribe is not None else None
+    if source is None or source.kind != "column" or source.column not in columns:
+        return []
+    cells = rows[source.column]
+    found = []
+    checked = cells[~_blank_mask(cells)]
+    for label, value in zip(checked.index, checked.tolist()):
+        problem = check_unsubscribe_url(str(value).strip())
+        if problem:
+            found.append(_problem(label, source.column, problem, value))
+    return found
 
 
 def _excel_formats(df: pd.DataFrame, used: set[str]) -> list[dict[str, Any]]:

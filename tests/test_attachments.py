@@ -293,3 +293,26 @@ def test_c08_max_message_size_preflight(tmp_path, server):
     assert problems["row"].tolist() == [2]
     assert "over max_message_size=100000" in problems["problem"].iloc[0]
     assert server.sessions == 0
+
+
+def test_c08_reply_552_is_permanent(tmp_path):
+    df = _sized_rows(tmp_path)
+    server = FaultSMTPServer(
+        max_message_size=100_000, extensions=Extensions(size=False)
+    )
+    with server:
+        results = mailkit.send_bulk(
+            df,
+            subject="Hi",
+            body="x\n",
+            sender=SENDER,
+            attachments="file",
+            mode="fast",
+            retry_backoff=0.01,
+            smtp=server.url,
+        )
+    assert results["status"].tolist() == ["sent", "sent", "failed", "sent"]
+    assert results["smtp_code"].iloc[2] == 552
+    assert results["attempts"].iloc[2] == 1
+    accepted = sorted(m.rcpt_tos[0] for m in server.messages if m.accepted)
+    assert accepted == ["user0@example.com", "user1@example.com", "user3@example.com"]
