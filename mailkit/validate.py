@@ -93,13 +93,31 @@ def check_rows(
         )
     columns = [str(name) for name in df.columns]
     used = _used_columns(plan) & set(columns)
-    allowed = _column_set(allow_empty, used)
     skip_columns = _column_set(skip_empty, used)
+    if allow_empty is True:
+        # True allows every column that no other option handles.
+        allowed = used - skip_columns - set(plan.fill_empty)
+    else:
+        allowed = _column_set(allow_empty, used)
     _check_empty_options(allowed, skip_columns, set(plan.fill_empty))
 
     problems: list[dict[str, Any]] = []
     problems += _missing_fields(plan, columns)
-    skipped = _skip_empty_rows(df, sorted(skip_columns & used))
+    for option, names in (
+        ("skip_empty", skip_columns),
+        ("fill_empty", plan.fill_empty),
+    ):
+        for name in sorted(set(names) - set(columns)):
+            problems.append(
+                _problem(
+                    None,
+                    name,
+                    f"{option}= names {name!r}, which is not a column"
+                    + _close_names(name, columns),
+                    None,
+                )
+            )
+    skipped = _skip_empty_rows(df, sorted(skip_columns & set(columns)))
     if duplicates != "allow":
         found, later = _duplicate_recipients(df, plan, skipped, duplicates)
         problems += found

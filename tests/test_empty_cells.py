@@ -138,3 +138,51 @@ def test_conflicting_empty_options():
             allow_empty=["amount"],
             fill_empty={"amount": 0},
         )
+
+
+def test_skip_empty_on_unused_column(server):
+    df = _frame().assign(phone=["", "555-0100"])
+    results = mailkit.send_bulk(
+        df,
+        subject="Hi",
+        body=BODY,
+        sender=SENDER,
+        fill_empty={"first_name": "customer", "amount": 0},
+        skip_empty=["phone"],
+        smtp=server.url,
+    )
+    assert results["status"].tolist() == ["skipped", "sent"]
+    assert [m.recipients for m in server.messages] == [("bob@example.com",)]
+
+
+def test_empty_options_name_missing_columns():
+    problems = mailkit.validate(
+        _frame(),
+        subject="Hi",
+        body=BODY,
+        sender=SENDER,
+        allow_empty=True,
+        fill_empty={"First_name": "x"},
+        skip_empty=["amout"],
+    )
+    assert problems["column"].tolist() == ["amout", "First_name"]
+    assert "skip_empty= names 'amout'" in problems["problem"].iloc[0]
+    assert "did you mean 'amount'" in problems["problem"].iloc[0]
+    assert "did you mean 'first_name'" in problems["problem"].iloc[1]
+
+
+def test_allow_empty_true_leaves_other_options(server):
+    results = mailkit.send_bulk(
+        _frame(),
+        subject="Hi",
+        body=BODY,
+        sender=SENDER,
+        allow_empty=True,
+        fill_empty={"amount": 0},
+        mode="fast",
+        smtp=server.url,
+    )
+    assert (results["status"] == "sent").all()
+    bodies = {m.recipients[0]: text_of(parse(m.data)) for m in server.messages}
+    assert bodies["alice@example.com"] == "Dear , amount due 12\n"
+    assert bodies["bob@example.com"] == "Dear Bob, amount due 0\n"
