@@ -95,7 +95,7 @@ def test_stop_instant_mode_lets_transactions_finish():
         if done == 1:
             token.set()
 
-    with DelayedSMTPServer(delay=0.2) as slow:
+    with DelayedSMTPServer(delay=0.3) as slow:
         results = _send(
             _frame(40), slow.url, mode="instant", max_workers=workers, stop=token,
             progress_callback=stop_after_first,
