@@ -387,7 +387,7 @@ def test_send_panel_rate_spaces_messages(server):
     assert panel.wait(30)
 
     # At 10 messages per second, the fourth message starts at least 0.3 s after
-    # the first; the margin allows for a busy machine recording a start late.
+    # the first. The margin allows for a busy machine that records a start late.
     starts = panel.results["started_at"]
     span = (starts.max() - starts.min()).total_seconds()
     assert span >= 0.25, span
@@ -464,6 +464,70 @@ def test_send_panel_sends_attachments(server, tmp_path):
         (attachment,) = received.message.iter_attachments()
         assert attachment.get_filename() == f"statement-{index}.csv"
         assert attachment.get_content().replace("\r\n", "\n") == f"row,{index}\n"
+
+
+def test_send_panel_journal_resumes_after_stop(tmp_path):
+    df = _frame(12)
+    journal = tmp_path / "campaign.sqlite"
+    with DelayedSMTPServer(delay=0.1) as slow:
+        panel = _panel(df, slow.url, mode="fast")
+        panel.journal.value = str(journal)
+        panel.start()
+        assert _wait_until(lambda: panel.progress.value >= 3)
+        panel.stop()
+        assert panel.wait(30)
+        first = panel.results
+
+        panel.start()
+        assert panel.wait(30)
+        second = panel.results
+        received = slow.messages
+
+    sent_first = set(first.loc[first["status"] == "sent", "to"])
+    sent_second = set(second.loc[second["status"] == "sent", "to"])
+    assert 3 <= len(sent_first) < 12
+    assert sent_first.isdisjoint(sent_second)
+    assert sent_first | sent_second == set(df["email"])
+    assert Counter(m.recipients[0] for m in received) == Counter(df["email"])
+    assert journal.exists()
+    assert (second.loc[second["to"].isin(sent_first), "status"] == "skipped").all()
+
+
+def test_send_panel_journal_key_column(tmp_path, server):
+    df = _frame(3)
+    df["customer"] = ["c1", "c2", "c3"]
+    panel = _panel(df, server.url)
+    panel.journal.value = str(tmp_path / "keyed.sqlite")
+    panel.key.value = "customer"
+
+    panel.start()
+    assert panel.wait(30)
+    panel.start()
+    assert panel.wait(30)
+
+    assert len(server.messages) == 3
+    assert (panel.results["status"] == "skipped").all()
+
+
+def test_send_panel_journal_locked(tmp_path):
+    df = _frame(6)
+    journal = tmp_path / "shared.sqlite"
+    with DelayedSMTPServer(delay=0.2) as slow:
+        first = _panel(df, slow.url, mode="fast")
+        second = _panel(df, slow.url, mode="fast")
+        first.journal.value = str(journal)
+        second.journal.value = str(journal)
+        first.start()
+        assert _wait_until(lambda: first.progress.value >= 1)
+        second.start()
+        assert second.wait(30)
+        assert first.wait(30)
+        received = slow.messages
+
+    assert "is in use by another batch" in second.status.value
+    assert second.results is None
+    assert second.progress.bar_style == "danger"
+    assert Counter(m.recipients[0] for m in received) == Counter(df["email"])
 
 
 def test_app_runs_whole_flow():

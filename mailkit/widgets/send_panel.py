@@ -28,6 +28,7 @@ __all__ = ["SendPanel"]
 logger = logging.getLogger(__name__)
 
 _ALL = "all"
+_RECIPIENTS_KEY = "(the recipients)"
 _STYLE = {"description_width": "9em"}
 _MODE_TOOLTIPS = (
     "several connections in parallel",
@@ -60,7 +61,8 @@ class SendPanel(w.VBox):
     server of ``settings``, showing live progress and then the results.
 
     The batch runs in a background thread, so the kernel stays responsive and
-    Stop can be clicked. Send is disabled while a batch runs, and :meth:`start`
+    Stop can be clicked. With a journal file, pressing Send again after a Stop
+    or a crash sends only the rows that the journal does not record as sent. Send is disabled while a batch runs, and :meth:`start`
     refuses a second batch, so a double click never sends twice. The results
     DataFrame of the last batch is :attr:`results`.
     """
@@ -94,6 +96,17 @@ class SendPanel(w.VBox):
             value=0.0, min=0.0, max=10_000.0, description="Rate (msg/s)",
             style=_STYLE, tooltip="messages per second over all connections; 0: no cap",
         )
+        self.journal = w.Text(
+            description="Journal file", placeholder="optional: campaign.sqlite",
+            style=_STYLE, layout=w.Layout(width="32em"),
+            tooltip="SQLite file that records each row; Send again sends only the "
+            "rows not sent yet",
+        )
+        self.key = w.Dropdown(
+            options=[(_RECIPIENTS_KEY, None)] + [(str(c), c) for c in df.columns],
+            value=None, description="Row key", style=_STYLE,
+            tooltip="column that identifies a row in the journal",
+        )
         self.dry_run = w.Checkbox(
             value=False, description="Dry run (render and check, connect to nothing)",
             indent=False, layout=w.Layout(width="auto"),
@@ -123,6 +136,8 @@ class SendPanel(w.VBox):
             (self.mode, "mode"),
             (self.workers, "workers"),
             (self.rate, "rate"),
+            (self.journal, "journal"),
+            (self.key, "journal-key"),
             (self.dry_run, "dry-run"),
             (self.send_button, "send-button"),
             (self.stop_button, "stop-button"),
@@ -139,6 +154,8 @@ class SendPanel(w.VBox):
                 self.mode,
                 self.workers,
                 self.rate,
+                self.journal,
+                self.key,
                 self.dry_run,
                 w.HBox([self.send_button, self.stop_button]),
                 w.HBox([self.progress, self.progress_text]),
@@ -167,7 +184,7 @@ class SendPanel(w.VBox):
         self.workers.disabled = change["new"] != "instant"
 
     def _inputs(self) -> list[w.DOMWidget]:
-        return [self.mode, self.workers, self.rate, self.dry_run]
+        return [self.mode, self.workers, self.rate, self.journal, self.key, self.dry_run]
 
     # -- starting and stopping ----------------------------------------------------
 
@@ -206,9 +223,16 @@ class SendPanel(w.VBox):
         if self.rate.value > 0:
             call["rate"] = float(self.rate.value)
         if self.dry_run.value:
+            # A dry run sends nothing, so it neither needs the server nor
+            # writes to the journal.
             call["dry_run"] = True
-        else:
-            call["smtp"] = self.settings.config()
+            return call
+        call["smtp"] = self.settings.config()
+        journal = self.journal.value.strip()
+        if journal:
+            call["journal"] = journal
+            if self.key.value is not None:
+                call["key"] = self.key.value
         return call
 
     def _call_send_bulk(
