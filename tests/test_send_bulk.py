@@ -46,9 +46,11 @@ def test_safe_mode_pauses_between_messages(server):
         df, subject="Hi", body="Body", sender=SENDER, mode="safe", delay=0.2,
         smtp=server.url,
     )
+    # Start times are scheduled 0.2 s apart from the first one, which does not
+    # wait; a late wake-up can shorten one gap but never the whole span.
     starts = results["started_at"].sort_values()
-    gaps = starts.diff().dropna().dt.total_seconds()
-    assert (gaps >= 0.19).all(), gaps.tolist()
+    span = (starts.iloc[-1] - starts.iloc[0]).total_seconds()
+    assert span >= 3 * 0.2 - 0.01, starts.tolist()
     assert server.sessions == 1
 
 
