@@ -509,6 +509,13 @@ def test_send_panel_journal_key_column(tmp_path, server):
     assert (panel.results["status"] == "skipped").all()
 
 
+def test_send_panel_key_defaults_to_recipients(server):
+    panel = _panel(_frame(1), server.url)
+
+    assert panel.key.label == "(the recipients)"
+    assert list(panel.key.options[1:]) == [("email", "email"), ("name", "name")]
+
+
 def test_send_panel_journal_locked(tmp_path):
     df = _frame(6)
     journal = tmp_path / "shared.sqlite"

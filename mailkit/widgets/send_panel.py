@@ -103,8 +103,9 @@ class SendPanel(w.VBox):
             "rows not sent yet",
         )
         self.key = w.Dropdown(
-            options=[(_RECIPIENTS_KEY, None)] + [(str(c), c) for c in df.columns],
-            value=None, description="Row key", style=_STYLE,
+            options=[(_RECIPIENTS_KEY, _RECIPIENTS_KEY)]
+            + [(str(column), column) for column in df.columns],
+            index=0, description="Row key", style=_STYLE,
             tooltip="column that identifies a row in the journal",
         )
         self.dry_run = w.Checkbox(
@@ -231,7 +232,9 @@ class SendPanel(w.VBox):
         journal = self.journal.value.strip()
         if journal:
             call["journal"] = journal
-            if self.key.value is not None:
+            # Index 0 is "(the recipients)", send_bulk's default key; an index
+            # avoids confusing it with a column of the same name.
+            if self.key.index:
                 call["key"] = self.key.value
         return call
 
