@@ -116,9 +116,9 @@ class BatchRun:
     the batch runs, records of the ``mailkit`` logger also go to the queue, so
     they appear in the form instead of on stderr.
 
-    NOTE: a Python warning raised in a worker thread (such as the one for
-    ``tls_verify=False``) still goes to stderr, because redirecting warnings
-    would change process-wide state; the settings form shows that warning too.
+    NOTE: a Python warning raised in a worker thread, such as the one for
+    ``tls_verify=False``, still goes to stderr. Redirecting warnings would
+    change process-wide state. The settings form shows that warning too.
     """
 
     def __init__(
