@@ -53,6 +53,9 @@ _JOIN_GRACE_S = 5.0
 _STOP_POLL_S = 0.1
 # How long the calling thread waits for workers after it shut their sockets down.
 _ABORT_JOIN_S = 2.0
+# How many further KeyboardInterrupts the shutdown absorbs before it gives up
+# waiting; each pass ends within its own deadline.
+_SHUT_DOWN_PASSES = 3
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,10 @@ class Engine:
         # been delivered and can cut off the transactions still running.
         self._in_flight: set[int] = set()
         self._connections: list[Connection] = []
+        # Workers put each finished row's result here before they report it. An
+        # interrupt can drop an event that the calling thread already took off
+        # the queue, and the result must survive that.
+        self._reported: list[RowResult | None] = [None] * self._total
 
     # -- calling thread ----------------------------------------------------------
 
@@ -183,7 +190,8 @@ class Engine:
                 worker.start()
             self._collect(workers, bar)
         except BaseException as exc:
-            self._stop_now(workers, bar, f"the run was interrupted ({type(exc).__name__})")
+            reason = f"the run was interrupted ({type(exc).__name__})"
+            self._shut_down(workers, bar, reason)
             results = self._finish(started)
             exc.results = results  # type: ignore[attr-defined]
             raise
@@ -214,15 +222,22 @@ class Engine:
             done += 1
             self._record(payload, done, bar)
 
-    def _store(self, result: RowResult) -> None:
-        """Keep a worker's result, labelled by row, and queue it for the journal."""
-        position = result.label
+    def _store(self, position: int, result: RowResult) -> bool:
+        """Keep a row's result, labelled by row, and queue it for the journal.
+
+        Returns False, changing nothing, when the row already has a result.
+        """
+        if self._results[position] is not None:
+            return False
         result.label = self._rows.labels[position]
         self._results[position] = result
         self._ledger.finished(position, result)
+        return True
 
-    def _record(self, result: RowResult, done: int, bar: Any) -> None:
-        self._store(result)
+    def _record(self, position: int, done: int, bar: Any) -> None:
+        result = self._reported[position]
+        if result is None or not self._store(position, result):
+            return
         if result.status != SENT:
             logger.warning(
                 "row %r to %s: %s (%s)",
@@ -238,37 +253,45 @@ class Engine:
         if self.progress_callback is not None:
             self.progress_callback(done, self._to_send, result.as_record())
 
-    def _stop_now(self, workers: list[threading.Thread], bar: Any, reason: str) -> None:
+    def _shut_down(
+        self, workers: list[threading.Thread], bar: Any, reason: str
+    ) -> None:
         """Stop the workers after an exception in the calling thread.
 
         Transactions already running may finish until the reply timeout. A
-        second KeyboardInterrupt during that wait, or the end of the wait, shuts
-        their sockets down, so every worker ends within ``_ABORT_JOIN_S``.
+        further KeyboardInterrupt, wherever it lands in here, or the end of that
+        wait shuts their sockets down, so every worker ends within about
+        ``_ABORT_JOIN_S`` of it.
         """
+        abort = False
+        for _ in range(_SHUT_DOWN_PASSES):
+            try:
+                self._stop_now(workers, bar, reason, abort=abort)
+                return
+            except KeyboardInterrupt:
+                logger.warning(
+                    "interrupted again: closing the connections of %d row(s) in "
+                    "transit without waiting for their replies",
+                    len(self._in_flight),
+                )
+                abort = True
+
+    def _stop_now(
+        self, workers: list[threading.Thread], bar: Any, reason: str, *, abort: bool
+    ) -> None:
         self._halt(reason)
-        deadline = time.monotonic() + self.config.timeout + _JOIN_GRACE_S
-        try:
-            _join_all(workers, deadline)
-        except KeyboardInterrupt:
-            logger.warning(
-                "interrupted again: closing the connections of %d row(s) in "
-                "transit without waiting for their replies",
-                len(self._in_flight),
-            )
+        if not abort:
+            _join_all(workers, time.monotonic() + self.config.timeout + _JOIN_GRACE_S)
         if any(worker.is_alive() for worker in workers):
             for connection in list(self._connections):
                 connection.abort()
-            try:
-                _join_all(workers, time.monotonic() + _ABORT_JOIN_S)
-            except KeyboardInterrupt:
-                logger.warning("interrupted again; not waiting for the workers")
+            _join_all(workers, time.monotonic() + _ABORT_JOIN_S)
         while True:
             try:
                 kind, payload = self._events.get_nowait()
             except queue.Empty:
                 break
-            if kind == "row":
-                self._store(payload)
+            if kind == "row" and self._store(payload, self._reported[payload]):
                 if bar is not None:
                     bar.update(1)
 
@@ -276,6 +299,10 @@ class Engine:
         reason = self._stop_reason or "the run stopped before this row"
         for position, result in enumerate(self._results):
             if result is not None:
+                continue
+            reported = self._reported[position]
+            if reported is not None:
+                self._store(position, reported)
                 continue
             if position in self._in_flight:
                 result = RowResult(
@@ -293,7 +320,7 @@ class Engine:
                     status=SKIPPED,
                     error=f"Not sent: {reason}.",
                 )
-            self._store(result)
+            self._store(position, result)
         elapsed = time.monotonic() - started
         results = build_results(
             self.df.index,
@@ -335,7 +362,9 @@ class Engine:
                 if result is None:
                     self._todo.put(position)
                     break
-                self._events.put(("row", result))
+                self._reported[position] = result
+                self._in_flight.discard(position)
+                self._events.put(("row", position))
         except BaseException:  # noqa: BLE001 - reported to the calling thread
             logger.exception("worker failed")
             self._halt("a worker failed unexpectedly; see the log")
@@ -433,7 +462,6 @@ class Engine:
         self._in_flight.add(position)
         outcome = connection.send(outgoing)
         self._ledger.after_send(outgoing, outcome)
-        self._in_flight.discard(position)
         if outcome.reconnect:
             connection.discard()
         return outcome

@@ -429,8 +429,7 @@ class Journal:
         """Record that the row's message is about to be handed to the server.
 
         Returns only once the mark is committed to disk, so the caller may then
-        send. The return value identifies this attempt for
-        :meth:`mark_not_handed_over`.
+        send. The return value identifies this attempt for :meth:`record_reply`.
         """
         self._check_open()
         now = _utc_now()
@@ -473,7 +472,7 @@ class Journal:
         self._commit_through(seq)
         return attempt
 
-    def mark_not_handed_over(
+    def record_reply(
         self,
         key: str,
         attempt: int,
@@ -482,34 +481,47 @@ class Journal:
         smtp_code: int | None,
         smtp_reply: str,
         error: str,
+        handed_over: bool,
     ) -> None:
-        """Record that an attempt ended before the message was handed over.
+        """Queue the outcome of one attempt, so that the row leaves ``sending``.
 
-        The attempt then no longer counts toward a daily quota, and the row
-        leaves ``sending``. Queued, not committed at once.
+        The worker calls this before it marks its next row, so that mark's
+        commit takes the outcome along. An attempt that ended before the
+        message was handed over no longer counts toward a daily quota.
         """
         self._check_open()
-        self._queue(
-            [
+        statements = [
+            (
+                "UPDATE rows SET status = ?, smtp_code = ?, smtp_reply = ?, "
+                "error = ?, finished_at = ? WHERE key = ? AND status = 'sending' "
+                "AND run_id = ?",
+                (
+                    status,
+                    smtp_code,
+                    smtp_reply,
+                    error,
+                    _iso(_utc_now()),
+                    key,
+                    self.run_id,
+                ),
+            )
+        ]
+        if not handed_over:
+            statements.append(
                 (
                     "UPDATE sends SET handed_over = 0 WHERE run_id = ? AND attempt = ?",
                     (self.run_id, attempt),
-                ),
-                (
-                    "UPDATE rows SET status = ?, smtp_code = ?, smtp_reply = ?, "
-                    "error = ? WHERE key = ? AND status = 'sending' AND run_id = ?",
-                    (status, smtp_code, smtp_reply, error, key, self.run_id),
-                ),
-            ]
-        )
+                )
+            )
+        self._queue(statements)
         self._maybe_flush()
 
     def record_result(self, key: str, result: RowResult) -> None:
         """Queue the final result of a row for this run.
 
-        A row that an earlier run sent, or may have sent, keeps that state unless
-        this run marked it ``sending`` itself: a ``skipped`` result never hides a
-        delivery.
+        A row that was sent, or may have been, keeps that state unless this run
+        marked it ``sending`` itself and the result is not ``skipped``: a
+        ``skipped`` result never hides a delivery.
         """
         self._check_open()
         record = result.as_record()
@@ -520,7 +532,8 @@ class Journal:
                     "error = ?, message_id = COALESCE(NULLIF(?, ''), message_id), "
                     "refused = ?, started_at = COALESCE(?, started_at), "
                     "finished_at = ?, run_id = ? WHERE key = ? AND (status NOT IN "
-                    "('sent', 'partial', 'unknown', 'sending') OR run_id = ?)",
+                    "('sent', 'partial', 'unknown', 'sending') OR (run_id = ? AND "
+                    "? != 'skipped'))",
                     (
                         result.status,
                         result.smtp_code,
@@ -533,6 +546,7 @@ class Journal:
                         self.run_id,
                         key,
                         self.run_id,
+                        result.status,
                     ),
                 )
             ]

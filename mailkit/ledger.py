@@ -201,19 +201,20 @@ class Ledger:
         )
 
     def after_send(self, outgoing: Outgoing, outcome: Outcome) -> None:
-        """Settle the quota place and, when nothing was handed over, the mark."""
+        """Settle the quota place and queue the attempt's outcome in the journal."""
         position = outgoing.label
         if self.quota is not None:
             self.quota.settle(outcome.handed_over)
-        if self.journal is None or outcome.handed_over:
+        if self.journal is None:
             return
-        self.journal.mark_not_handed_over(
+        self.journal.record_reply(
             self._keys[position],
             self._attempts[position],
             status=outcome.status,
             smtp_code=outcome.code,
             smtp_reply=outcome.reply,
             error=outcome.error,
+            handed_over=outcome.handed_over,
         )
 
     def finished(self, position: int, result: RowResult) -> None:

@@ -142,8 +142,13 @@ class Connection:
         try:
             smtp.sock.settimeout(config.timeout)
             self._start_session(smtp)
-        except BaseException:
+        except Exception:
             _close_quietly(smtp)
+            raise
+        except BaseException:
+            # An interrupt must not wait for a QUIT reply from a server that may
+            # be the reason for the wait.
+            smtp.close()
             raise
         self._smtp = smtp
         self.capabilities = ServerCapabilities.from_ehlo(smtp)

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mailkit.errors import JournalError, JournalLockedError
@@ -150,18 +151,19 @@ def test_close_commits_queued_results(tmp_path, monkeypatch):
     assert outcome == "finished"
 
 
-def test_not_handed_over_clears_mark(tmp_path):
+def test_reply_before_hand_over_clears_mark(tmp_path):
     path = tmp_path / "j.sqlite"
     with _open(path) as journal:
         journal.register([("1", 0, "a@x.org")])
         attempt = _mark(journal, "1")
-        journal.mark_not_handed_over(
+        journal.record_reply(
             "1",
             attempt,
             status="deferred",
             smtp_code=451,
             smtp_reply="later",
             error="e",
+            handed_over=False,
         )
         journal.flush()
         assert journal.handed_over_since(0) == (0, None)
@@ -169,6 +171,30 @@ def test_not_handed_over_clears_mark(tmp_path):
     frame = journal_results(path)
     assert frame.loc[0, "status"] == "deferred"
     assert frame.loc[0, "smtp_code"] == 451
+
+
+def test_reply_after_hand_over_counts(tmp_path):
+    path = tmp_path / "j.sqlite"
+    with _open(path) as journal:
+        journal.register([("1", 0, "a@x.org")])
+        attempt = _mark(journal, "1")
+        journal.record_reply(
+            "1",
+            attempt,
+            status="sent",
+            smtp_code=250,
+            smtp_reply="queued",
+            error="",
+            handed_over=True,
+        )
+        journal.flush()
+        count, _ = journal.handed_over_since(0)
+        assert count == 1
+
+    frame = journal_results(path)
+    assert frame.loc[0, "status"] == "sent"
+    assert frame.loc[0, "smtp_reply"] == "queued"
+    assert pd.notna(frame.loc[0, "finished_at"])
 
 
 def test_handed_over_since_counts_window(tmp_path):
@@ -198,6 +224,26 @@ def test_skipped_result_keeps_earlier_delivery(tmp_path):
             journal.record_result(key, skipped)
 
     assert _status_of(path) == {"1": "sent", "2": "unknown"}
+
+
+def test_skipped_result_keeps_own_delivery(tmp_path):
+    path = tmp_path / "j.sqlite"
+    with _open(path) as journal:
+        journal.register([("1", 0, "a@x.org")])
+        attempt = _mark(journal, "1")
+        journal.record_reply(
+            "1",
+            attempt,
+            status="sent",
+            smtp_code=250,
+            smtp_reply="queued",
+            error="",
+            handed_over=True,
+        )
+        skipped = RowResult(label=0, to="a@x.org", status="skipped", error="x")
+        journal.record_result("1", skipped)
+
+    assert _status_of(path) == {"1": "sent"}
 
 
 def test_own_mark_may_be_overwritten(tmp_path):
