@@ -302,7 +302,8 @@ def send_bulk(
     check_journal_options(journal, key, retry_unknown, daily_quota)
     plan = _plan(subject, body, html, to, sender, options)
     if options.get("dry_run"):
-        report = _preflight(df, plan, options)
+        # A dry run checks the row keys too, but never opens the journal.
+        report = _preflight(df, plan, options, check_keys=journal is not None, key=key)
         results = dry_run(df, plan, report.skipped, settings.mode)
         state.last_results = results
         return results

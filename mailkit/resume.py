@@ -19,7 +19,6 @@ from typing import Any, Hashable
 
 import pandas as pd
 
-from .addresses import split_addresses
 from .compose import MessagePlan, Outgoing
 from .journal import Journal, JournalRecord
 from .results import RowResult
@@ -78,16 +77,35 @@ def key_text(value: Any) -> str:
     return text
 
 
-def recipients_key(cell: Any) -> str:
-    """Return the key of a row identified by its recipients: sorted, lowercase."""
-    addresses = {address.lower() for address in split_addresses(str(cell))}
-    return ", ".join(sorted(addresses))
+def envelope_keys(df: pd.DataFrame, plan: MessagePlan) -> list[str]:
+    """Return each row's envelope recipients (To, Cc and Bcc) as its key.
+
+    The addr-specs are lowercased and sorted, so display names, case and order
+    do not change the key. A value that does not parse (which preflight
+    reports) gives its text instead.
+    """
+    rows = _RowReader(df)
+    fields = [field for field in (plan.to, plan.cc, plan.bcc) if field is not None]
+    keys = []
+    for position in range(len(df)):
+        values = plan.prepare_row(rows.row(position))
+        context = plan.context(values)
+        addresses: set[str] = set()
+        for field in fields:
+            try:
+                mailboxes = field.mailboxes(values, context)
+            except Exception:  # noqa: BLE001 - preflight reports the bad value
+                addresses.add(str(field.source.value_for(values, context)).lower())
+                continue
+            addresses.update(mailbox.addr_spec.lower() for mailbox in mailboxes)
+        keys.append(", ".join(sorted(addresses)))
+    return keys
 
 
-def row_keys(df: pd.DataFrame, plan: MessagePlan, key: str | None) -> list[str]:
+def row_keys(df: pd.DataFrame, plan: MessagePlan, key: Hashable | None) -> list[str]:
     """Return the key of every row of ``df``, in order."""
     if key is None:
-        return [recipients_key(cell) for cell in plan.recipient_values(df)]
+        return envelope_keys(df, plan)
     return [key_text(cell) for cell in df[key].tolist()]
 
 
@@ -98,14 +116,14 @@ def key_problems(
     duplicate keys. Rows with the same key would share one journal record, so
     the second of them would never be sent."""
     column = (plan.to_column or "to") if key is None else key
-    if key is None and plan.to_column is None:
-        cells = plan.recipient_values(df)
-    elif column in df.columns:
-        cells = df[column].tolist()
-    else:
-        # A missing recipient column is reported by the general checks.
-        if key is None:
+    if key is None:
+        if plan.to_column is not None and plan.to_column not in df.columns:
+            # The general checks report a missing recipient column.
             return []
+        cells = envelope_keys(df, plan)
+    elif key in df.columns:
+        cells = df[key].tolist()
+    else:
         return [
             _problem(
                 None,
@@ -123,7 +141,7 @@ def key_problems(
                 _problem(label, key, "the key is empty; every row needs a key", cell)
             )
             continue
-        text = recipients_key(cell) if key is None else key_text(cell)
+        text = cell if key is None else key_text(cell)
         if text:
             by_key[text].append(label)
     for text, labels in by_key.items():

@@ -455,3 +455,60 @@ def test_content_hash_ignores_volatile_parts():
     assert content_hash(first) != content_hash(plan.compose(0, {**row, "name": "Bo"}))
     other_rcpt = {**row, "email": "b@example.com"}
     assert content_hash(first) != content_hash(plan.compose(0, other_rcpt))
+
+
+def test_recipient_key_ignores_display_names(server, tmp_path):
+    journal = tmp_path / "c.sqlite"
+    df = pd.DataFrame(
+        {
+            "email": ["Ann Lee <ann@example.com>", "bo@example.com"],
+            "cc": ["boss@example.com", ""],
+        }
+    )
+    common = {"subject": "Hi", "body": "B", "sender": SENDER, "smtp": server.url}
+
+    def _send_cc(frame):
+        return mailkit.send_bulk(
+            frame, cc="cc", journal=journal, allow_empty=["cc"], **common
+        )
+
+    first = _send_cc(df)
+    assert _statuses(first) == ["sent", "sent"]
+    assert sorted(server.messages[0].recipients + server.messages[1].recipients) == [
+        "ann@example.com",
+        "bo@example.com",
+        "boss@example.com",
+    ]
+
+    renamed = df.copy()
+    renamed.loc[0, "email"] = "Ann <ANN@example.com>"
+    assert _statuses(_send_cc(renamed)) == ["skipped", "skipped"]
+
+    # Another Cc is another envelope, so without key= it is another row.
+    more = df.copy()
+    more.loc[1, "cc"] = "boss@example.com"
+    assert _statuses(_send_cc(more)) == ["skipped", "sent"]
+    assert len(server.messages) == 3
+
+
+def test_dry_run_never_opens_journal(server, tmp_path):
+    journal = tmp_path / "c.sqlite"
+    results = _send(_frame(range(3)), server, journal, key="id", dry_run=True)
+
+    assert results.attrs["dry_run"] is True
+    assert not journal.exists()
+    assert not mailkit.journal.lock_path(journal).exists()
+    assert server.messages == []
+    with pytest.raises(mailkit.ValidationError, match="same key"):
+        _send(
+            _frame([1, 1]), server, journal, key="id", dry_run=True, duplicates="allow"
+        )
+    assert not journal.exists()
+
+
+def test_dry_run_while_journal_in_use(server, tmp_path):
+    journal = tmp_path / "c.sqlite"
+    with mailkit.journal.Journal.open(journal, key_spec="column:id"):
+        results = _send(_frame(range(2)), server, journal, key="id", dry_run=True)
+    assert len(results) == 2
+    assert server.messages == []
