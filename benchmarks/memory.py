@@ -36,10 +36,11 @@ from .targets import TargetCheck, at_most, targets_frame
 __all__ = ["MemoryResult", "measure_peak_memory"]
 
 ROOT = Path(__file__).resolve().parent.parent
-MIB = 1024 * 1024
-#: Sending must add at most this many MiB to the RSS of a process that holds the
+#: Bytes per megabyte (SI), the unit of the target and of the reports.
+MB = 1_000_000
+#: Sending must add at most this many MB to the RSS of a process that holds the
 #: 100,000-row DataFrame.
-TARGET_MAX_GROWTH_MIB = 300.0
+TARGET_MAX_GROWTH_MB = 300.0
 _SAMPLE_INTERVAL_S = 0.005
 
 
@@ -69,27 +70,27 @@ class MemoryResult:
             "rows": self.rows,
             "workers": self.workers,
             "sink": self.sink,
-            "DataFrame, deep size (MiB)": self.frame_bytes / MIB,
-            "RSS before the DataFrame (MiB)": self.rss_before_frame / MIB,
-            "RSS with the DataFrame (MiB)": self.rss_with_frame / MIB,
-            "peak RSS while sending (MiB)": self.peak_rss / MIB,
-            "peak above the DataFrame (MiB)": self.growth / MIB,
+            "DataFrame, deep size (MB)": self.frame_bytes / MB,
+            "RSS before the DataFrame (MB)": self.rss_before_frame / MB,
+            "RSS with the DataFrame (MB)": self.rss_with_frame / MB,
+            "peak RSS while sending (MB)": self.peak_rss / MB,
+            "peak above the DataFrame (MB)": self.growth / MB,
             "peak measured by": self.peak_method,
             "rows sent": self.sent,
             "send time (s)": self.elapsed_s,
         }
         if self.traced_peak is not None:
-            rows["tracemalloc peak while sending (MiB)"] = self.traced_peak / MIB
+            rows["tracemalloc peak while sending (MB)"] = self.traced_peak / MB
         frame = pd.DataFrame({"value": pd.Series(rows, dtype=object)})
         return frame.map(lambda value: round(value, 1) if isinstance(value, float) else value)
 
     def checks(self) -> list[TargetCheck]:
         return [
             at_most(
-                f"peak RSS above the DataFrame, MiB ({self.rows:,} rows, "
+                f"peak RSS above the DataFrame, MB ({self.rows:,} rows, "
                 f"{self.workers} workers)",
-                self.growth / MIB,
-                TARGET_MAX_GROWTH_MIB,
+                self.growth / MB,
+                TARGET_MAX_GROWTH_MB,
             )
         ]
 

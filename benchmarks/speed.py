@@ -34,7 +34,7 @@ __all__ = ["SpeedReport", "SpeedSettings", "run_speed_comparison", "summarize"]
 
 logger = logging.getLogger(__name__)
 
-#: The four designs of the published comparison, in its column order.
+#: The four designs of the comparison table, in column order.
 TABLE_DESIGNS = ("sequential", "fast", "thread pool", "mailkit instant")
 #: Further designs measured for context when ``SpeedSettings.extra`` is set.
 EXTRA_DESIGNS = ("smtplib pool", "aiosmtplib", "mailkit transport")
@@ -109,7 +109,8 @@ class SpeedReport:
         return table[ordered]
 
     def table(self) -> pd.DataFrame:
-        """Return the comparison in the published layout: seconds, then speedups."""
+        """Return the comparison table: median seconds per design, then speedups over
+        the sequential design."""
         medians = self.medians()
         table = pd.DataFrame(index=medians.index)
         for design in TABLE_DESIGNS:

@@ -139,7 +139,7 @@ def test_memory_child_reports_peak_above_frame():
     assert result.growth == result.peak_rss - result.rss_with_frame
     assert result.traced_peak is None
     frame = result.as_frame()
-    assert "peak above the DataFrame (MiB)" in frame.index
+    assert "peak above the DataFrame (MB)" in frame.index
     assert len(result.targets()) == 1
 
 
