@@ -74,7 +74,8 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     # mailkit.last_results: the results of the last send_bulk call, also after an
-    # exception or an interrupt.
+    # exception or an interrupt; None when that call raised before any row had a
+    # status (bad input or settings, or no connection).
     if name == "last_results":
         return state.last_results
     # mailkit.widgets is imported on first use, because ipywidgets is slow to import.

@@ -284,6 +284,9 @@ def send_bulk(
     ``smtp_code``, ``smtp_reply``, ``error``, ``message_id``, ``attempts``,
     ``started_at``, ``finished_at``, ``duration_s`` and ``refused``.
     """
+    # A call that raises before any row has a status leaves None, never the
+    # results of an earlier call.
+    state.last_results = None
     _check_options(options, (*_MESSAGE_OPTIONS, *_CHECK_OPTIONS, *_RUN_OPTIONS))
     df = _check_frame(df)
     stop = check_stop_signal(stop)
@@ -337,7 +340,7 @@ def send_bulk(
         if partial is not None:
             partial = merge_skipped(df, plan, report.skipped, partial)
             exc.results = partial  # type: ignore[attr-defined]
-        state.last_results = partial if partial is not None else state.last_results
+        state.last_results = partial
         ledger.close_after_error(exc)
         raise
     state.last_results = results

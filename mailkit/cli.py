@@ -14,7 +14,8 @@ import pandas as pd
 
 from . import __version__
 from .api import send_bulk
-from .errors import MailkitError
+from .errors import MailkitError, ValidationError
+from .readers import read_table
 from .results import STATUSES, summary
 from .server import LocalSMTPServer
 
@@ -22,6 +23,30 @@ __all__ = ["main"]
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 DEMO_SENDER = "Accounts team <accounts@example.com>"
+
+
+class CommandError(Exception):
+    """A problem the command reports in one line, without a traceback."""
+
+
+def _port_number(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}") from exc
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {port}: use 0 to 65535")
+    return port
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from exc
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"invalid duration {text}: give seconds above 0")
+    return seconds
 
 
 def read_recipients(path: Path) -> pd.DataFrame:
@@ -67,16 +92,49 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if stats["sent"] == len(df) else 1
 
 
+def _load_table(path: Path) -> pd.DataFrame:
+    """Read the recipients file, turning read errors into one-line messages."""
+    try:
+        return read_table(path)
+    except FileNotFoundError as exc:
+        raise CommandError(f"The file {str(path)!r} was not found.") from exc
+    except UnicodeDecodeError as exc:
+        raise CommandError(
+            f"{str(path)!r} is not UTF-8 text (byte {exc.start}): save it as "
+            "CSV UTF-8, or as .xlsx."
+        ) from exc
+    except pd.errors.EmptyDataError as exc:
+        raise CommandError(f"{str(path)!r} is empty: it needs a header row.") from exc
+    except (pd.errors.ParserError, OSError) as exc:
+        raise CommandError(f"Cannot read {str(path)!r}: {exc}") from exc
+
+
 def _send(args: argparse.Namespace) -> int:
-    df = read_recipients(Path(args.csv))
-    options = {}
-    if args.delay is not None:
-        options["delay"] = args.delay
-    if args.rate is not None:
-        options["rate"] = args.rate
+    df = _load_table(Path(args.table))
+    options = {
+        name: getattr(args, name)
+        for name in (
+            "delay",
+            "rate",
+            "cc",
+            "bcc",
+            "reply_to",
+            "attachments",
+            "journal",
+            "key",
+        )
+        if getattr(args, name) is not None
+    }
+    if args.allow_empty:
+        options["allow_empty"] = args.allow_empty
+    if args.retry_unknown:
+        options["retry_unknown"] = True
+    if args.dry_run:
+        options["dry_run"] = True
+    subject = Path(args.subject) if Path(args.subject).is_file() else args.subject
     results = send_bulk(
         df,
-        subject=Path(args.subject) if Path(args.subject).is_file() else args.subject,
+        subject=subject,
         body=Path(args.body),
         html=Path(args.html) if args.html else None,
         to=args.to,
@@ -91,6 +149,8 @@ def _send(args: argparse.Namespace) -> int:
         results.to_csv(args.results)
         print(f"results written to {args.results}")
     stats = _print_summary(results)
+    if args.dry_run:
+        return 0 if stats["failed"] == 0 else 1
     return 0 if stats["sent"] == len(df) else 1
 
 
@@ -108,7 +168,13 @@ def _print_received(server: LocalSMTPServer, seen: int) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     server = LocalSMTPServer(maildir=args.maildir, port=args.port)
-    server.start()
+    try:
+        server.start()
+    except OSError as exc:
+        raise CommandError(
+            f"Cannot listen on 127.0.0.1:{args.port}: {exc.strerror}. Pick another "
+            "port with --port, or --port 0 for a free one."
+        ) from exc
     print(f"capture server listening on {server.url}; press Ctrl-C to stop", flush=True)
     if args.maildir:
         print(f"messages are stored in Maildir {args.maildir}", flush=True)
@@ -144,26 +210,41 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     demo.set_defaults(handler=_demo)
 
-    send = commands.add_parser("send", help="send one message per row of a CSV file")
-    send.add_argument("csv", help="CSV file, UTF-8, one recipient per row")
-    send.add_argument("--subject", required=True, help="subject template, or a file that holds it")
-    send.add_argument("--body", required=True, help="text body template file")
+    send = commands.add_parser(
+        "send",
+        help="send one message per row of a .csv, .tsv or .xlsx file",
+        description="Send one message per row. The defaults are careful for a real "
+        "server: safe mode, one message per second. Use --mode instant --workers N "
+        "for parallel connections.",
+    )
+    send.add_argument("table", help="recipients: .csv or .tsv (UTF-8) or .xlsx, read as text")
+    send.add_argument("--subject", required=True, help="subject template, or a file that contains it")
+    send.add_argument("--body", required=True, help="text body template file (.md for Markdown)")
     send.add_argument("--html", help="HTML body template file")
-    send.add_argument("--to", default="email", help="column with the recipient addresses (default email)")
+    send.add_argument("--to", default="email", help="column with the recipient addresses (default: email)")
+    send.add_argument("--cc", help="Cc: a column name, a template, or fixed addresses")
+    send.add_argument("--bcc", help="Bcc: a column name, a template, or fixed addresses")
+    send.add_argument("--reply-to", dest="reply_to", help="Reply-To: a column name, a template, or a fixed address")
+    send.add_argument("--attachments", help="column with file paths to attach, separated by ; or ,")
+    send.add_argument("--allow-empty", dest="allow_empty", action="append", metavar="COLUMN", help="let blank cells of COLUMN print as nothing (repeatable)")
     send.add_argument("--sender", required=True, help="From address, for example 'Name <me@example.com>'")
     send.add_argument("--smtp", help="server URL such as smtp+starttls://user@host:587 (default: $MAILKIT_SMTP_URL); the password comes from $MAILKIT_SMTP_PASSWORD")
-    send.add_argument("--mode", choices=("instant", "fast", "safe"), default="safe", help="sending mode (default safe)")
-    send.add_argument("--workers", type=int, default=3, help="connections in instant mode (default 3)")
-    send.add_argument("--delay", type=float, help="seconds between messages in safe mode (default 1)")
+    send.add_argument("--mode", choices=("instant", "fast", "safe"), default="safe", help="sending mode (default: safe)")
+    send.add_argument("--workers", type=int, default=3, help="connections in instant mode (default: 3)")
+    send.add_argument("--delay", type=float, help="seconds between messages in safe mode (default: 1)")
     send.add_argument("--rate", type=float, help="maximum messages per second over all connections")
+    send.add_argument("--journal", help="SQLite journal file: a second run sends only the rows not sent yet")
+    send.add_argument("--key", help="column that identifies a row in the journal (default: the recipients)")
+    send.add_argument("--retry-unknown", dest="retry_unknown", action="store_true", help="send again the rows whose outcome the journal records as unknown")
+    send.add_argument("--dry-run", dest="dry_run", action="store_true", help="build and check every message, connect to nothing")
     send.add_argument("--results", help="write the results table to this CSV file")
     send.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     send.set_defaults(handler=_send)
 
     serve = commands.add_parser("serve", help="run the local capture SMTP server on 127.0.0.1")
-    serve.add_argument("--port", type=int, default=1025, help="port on 127.0.0.1 (default 1025; 0 picks a free one)")
+    serve.add_argument("--port", type=_port_number, default=1025, help="port on 127.0.0.1 (default: 1025; 0 picks a free one)")
     serve.add_argument("--maildir", help="store each message in this Maildir folder")
-    serve.add_argument("--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)")
+    serve.add_argument("--duration", type=_positive_seconds, help="stop after this many seconds (default: run until Ctrl-C)")
     serve.set_defaults(handler=_serve)
     return parser
 
@@ -176,7 +257,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return args.handler(args)
-    except MailkitError as exc:
+    except ValidationError as exc:
+        print(f"mailkit: {len(exc.problems)} problem(s) found; nothing was sent:",
+              file=sys.stderr)
+        print(exc.problems.head(50).to_string(index=False), file=sys.stderr)
+        if len(exc.problems) > 50:
+            print(f"... and {len(exc.problems) - 50} more.", file=sys.stderr)
+        return 2
+    except (MailkitError, CommandError) as exc:
         print(f"mailkit: {exc}", file=sys.stderr)
         return 2
 

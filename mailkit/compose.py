@@ -37,10 +37,16 @@ from .errors import ConfigurationError, MessageError
 from .headers import header_value_problem, policy_for
 from .mime import build_body, set_body, set_boundaries
 from .sources import ValueSource, value_source
-from .templates import Template, TemplateSource, load_template, read_template_source
+from .templates import (
+    Template,
+    TemplateSource,
+    has_literal_line_break,
+    load_template,
+    read_template_source,
+)
 from .unsubscribe import ANGLE_LIST, Unsubscribe
 
-__all__ = ["AddressField", "MessagePlan", "Outgoing", "serialize"]
+__all__ = ["AddressField", "MessagePlan", "Outgoing", "RenderedHead", "serialize"]
 
 # RFC 5322 section 2.1.1: a line is at most 998 octets before CRLF.
 _MAX_WIRE_LINE = 998
@@ -80,6 +86,20 @@ class Outgoing:
     def attachment_summary(self) -> str:
         """The attached files as ``name (type, N bytes)``, separated by ``; ``."""
         return "; ".join(item.describe() for item in self.attachments)
+
+
+@dataclass(frozen=True)
+class RenderedHead:
+    """The header section and envelope of one row, rendered and checked."""
+
+    values: Mapping[str, Any]
+    context: Mapping[str, Any]
+    subject: str
+    mailboxes: dict[str, list[Address]]
+    sender: Address
+    smtputf8: bool
+    recipients: tuple[str, ...]
+    headers: list[tuple[str, str]]
 
 
 @dataclass(frozen=True)
@@ -301,8 +321,17 @@ class MessagePlan:
         to_field = _address_field("To", "to", to, to_name)
         if to_field is None:
             raise ConfigurationError("to= is missing: pass the recipient column name.")
+        subject_template = load_template("subject", subject)
+        header_templates = _header_templates(headers)
+        for template in (subject_template, *header_templates.values()):
+            if has_literal_line_break(template):
+                raise ConfigurationError(
+                    f"The {template.name} template contains a line break in its own "
+                    "text, and a header must be one line: remove it, or use "
+                    "{%- -%} to trim the whitespace around template tags."
+                )
         return cls(
-            subject=load_template("subject", subject),
+            subject=subject_template,
             body=text_template,
             html=html_template,
             sender=sender_address,
@@ -310,7 +339,7 @@ class MessagePlan:
             cc=_address_field("Cc", "cc", cc, cc_name),
             bcc=_address_field("Bcc", "bcc", bcc, None),
             reply_to=_address_field("Reply-To", "reply_to", reply_to, reply_to_name),
-            headers=_header_templates(headers),
+            headers=header_templates,
             markdown=use_markdown,
             attachments=(
                 value_source("attachments", attachments)
@@ -488,21 +517,13 @@ class MessagePlan:
             )
         return files
 
-    def compose(
-        self,
-        label: Hashable,
-        row: Mapping[str, Any],
-        *,
-        message_id: str | None = None,
-        date: dt.datetime | None = None,
-    ) -> Outgoing:
-        """Render the templates for one row and build its message.
+    def render_head(self, row: Mapping[str, Any]) -> RenderedHead:
+        """Render and check everything of one row that goes into the header
+        section or the envelope; the body is not rendered.
 
-        ``message_id`` and ``date`` replace the generated Message-ID and Date, so a
-        preview can reproduce the bytes of a message that was sent. Raises
-        MessageError for a row that cannot be sent to this server. Rows that
-        preflight did not catch raise jinja2 or ValueError exceptions. The engine
-        records each of them as that row's failure.
+        Preflight calls this for every row, so a row whose headers cannot be
+        built fails before any connection. Raises MessageError, or a jinja2 or
+        ValueError exception from a template.
         """
         values = self.prepare_row(row)
         context = self.context(values)
@@ -526,20 +547,54 @@ class MessagePlan:
         )
         if not recipients:
             raise MessageError("The row has no recipient address in to=, cc= or bcc=.")
+        headers = []
+        if self.unsubscribe is not None:
+            for name, value in self.unsubscribe.headers(values, context):
+                headers.append((name, _header_text(name, value)))
+        for name, template in self.headers.items():
+            headers.append((name, _header_text(name, template.render(context))))
+        return RenderedHead(
+            values=values,
+            context=context,
+            subject=subject,
+            mailboxes=mailboxes,
+            sender=sender,
+            smtputf8=smtputf8,
+            recipients=recipients,
+            headers=headers,
+        )
+
+    def compose(
+        self,
+        label: Hashable,
+        row: Mapping[str, Any],
+        *,
+        message_id: str | None = None,
+        date: dt.datetime | None = None,
+    ) -> Outgoing:
+        """Render the templates for one row and build its message.
+
+        ``message_id`` and ``date`` replace the generated Message-ID and Date, so a
+        preview can reproduce the bytes of a message that was sent. Raises
+        MessageError for a row that cannot be sent to this server. Rows that
+        preflight did not catch raise jinja2 or ValueError exceptions. The engine
+        records each of them as that row's failure.
+        """
+        head = self.render_head(row)
+        values, context = head.values, head.context
+        mailboxes, sender = head.mailboxes, head.sender
+        smtputf8, recipients = head.smtputf8, head.recipients
         message = EmailMessage(policy=policy_for(smtputf8))
         message["From"] = sender
         for header in ("To", "Cc", "Reply-To"):
             if mailboxes.get(header):
                 message[header] = mailboxes[header]
-        message["Subject"] = subject
+        message["Subject"] = head.subject
         message["Date"] = _date_header(date)
         message_id = message_id or self.new_message_id()
         message["Message-ID"] = message_id
-        if self.unsubscribe is not None:
-            for name, value in self.unsubscribe.headers(values, context):
-                message[name] = _header_text(name, value)
-        for name, template in self.headers.items():
-            message[name] = _header_text(name, template.render(context))
+        for name, value in head.headers:
+            message[name] = value
         text, html = self._bodies(context)
         files = self.attachment_files(values, context)
         inline = self.inline_files(values, context) if html is not None else []

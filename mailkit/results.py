@@ -87,17 +87,25 @@ def summary(results: pd.DataFrame) -> dict[str, Any]:
 
     ``elapsed_s`` is the wall time of the run when the results carry it (as
     ``send_bulk`` results do), else the span from the first start to the last
-    finish. ``messages_per_second`` counts sent and partial rows.
+    finish. ``messages_per_second`` counts sent and partial rows. Results read
+    back from a CSV file work too: the time columns are parsed again.
     """
-    counts = results["status"].value_counts()
+    missing = [c for c in ("status", "started_at", "finished_at") if c not in results]
+    if missing:
+        raise ValueError(
+            f"Not a mailkit results DataFrame: the column(s) {', '.join(missing)} are "
+            "missing."
+        )
+    counts = results["status"].astype(str).value_counts()
     by_status = {status: int(counts.get(status, 0)) for status in STATUSES}
     elapsed = results.attrs.get("elapsed_s")
     if elapsed is None:
-        started = results["started_at"].min()
-        finished = results["finished_at"].max()
-        elapsed = (finished - started).total_seconds() if pd.notna(started) else 0.0
+        started = pd.to_datetime(results["started_at"], utc=True, errors="coerce").min()
+        finished = pd.to_datetime(results["finished_at"], utc=True, errors="coerce").max()
+        both = pd.notna(started) and pd.notna(finished)
+        elapsed = (finished - started).total_seconds() if both else 0.0
     delivered = by_status["sent"] + by_status["partial"]
-    durations = results["duration_s"].dropna()
+    durations = pd.to_numeric(results["duration_s"], errors="coerce").dropna()
     return {
         "total": int(len(results)),
         **by_status,

@@ -23,6 +23,7 @@ __all__ = [
     "TemplateSource",
     "cell_is_empty",
     "format_cell",
+    "has_literal_line_break",
     "load_template",
     "read_template_source",
 ]
@@ -124,3 +125,13 @@ def load_template(
         ) from exc
     fields = frozenset(jinja2.meta.find_undeclared_variables(parsed))
     return Template(name=name, source=text, fields=fields, compiled=compiled)
+
+
+def has_literal_line_break(template: Template) -> bool:
+    """True when the template's own text, not a value it prints, contains CR or LF
+    after leading and trailing whitespace is stripped, as a header value is."""
+    env = _ENVIRONMENTS["text"]
+    for _, token_type, value in env.lex(template.source.strip()):
+        if token_type == "data" and ("\r" in value or "\n" in value):
+            return True
+    return False

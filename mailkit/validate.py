@@ -14,11 +14,13 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+import jinja2
 import numpy as np
 import pandas as pd
 
 from .addresses import SIMPLE_ADDR_SPEC_PATTERN, parse_mailboxes
 from .attachments import base64_size
+from .capabilities import ServerCapabilities
 from .cells import cell_is_blank
 from .compose import AddressField, MessagePlan
 from .errors import ConfigurationError, MessageError
@@ -137,6 +139,8 @@ def check_rows(
     if plan.attachments is not None or plan.inline_images:
         problems += _file_problems(rows, plan, columns)
     problems += _unsubscribe_url_problems(rows, plan, columns)
+    reported = {problem["row"] for problem in problems}
+    problems += _rendered_head_problems(rows, plan, columns, reported)
     problems += _excel_formats(df, used)
     return Preflight(
         pd.DataFrame(problems, columns=PROBLEM_COLUMNS, dtype=object), skipped
@@ -526,6 +530,44 @@ def _unsubscribe_url_problems(
         problem = check_unsubscribe_url(str(value).strip())
         if problem:
             found.append(_problem(label, source.column, problem, value))
+    return found
+
+
+def _head_templates(plan: MessagePlan) -> list[ValueSource]:
+    """Template-valued options that go into a header or the envelope."""
+    sources = []
+    for address_field in plan.address_fields:
+        sources.append(address_field.source)
+        if address_field.names is not None:
+            sources.append(address_field.names)
+    if plan.unsubscribe is not None:
+        sources += plan.unsubscribe.sources
+    return [source for source in sources if source.kind == "template"]
+
+
+def _rendered_head_problems(
+    rows: pd.DataFrame, plan: MessagePlan, columns: list[str], reported: set[Any]
+) -> list[dict[str, Any]]:
+    """Render the headers of every row when an address, name or unsubscribe
+    option is a template, because its output cannot be checked cell by cell.
+    Rows in ``reported`` already have a problem and are not rendered.
+
+    The check assumes a server that offers SMTPUTF8; whether a non-ASCII local
+    part can be sent is decided per connection when sending.
+    """
+    templates = _head_templates(plan)
+    if not templates or set(_template_columns(plan)) - set(columns):
+        return []
+    option = ", ".join(sorted({f"{source.option}=" for source in templates}))
+    checked = plan.with_server(ServerCapabilities(smtputf8=True))
+    found = []
+    for label, row in _row_records(rows):
+        if label in reported:
+            continue
+        try:
+            checked.render_head(row)
+        except (MessageError, ValueError, jinja2.TemplateError) as exc:
+            found.append(_problem(label, option, str(exc), None))
     return found
 
 

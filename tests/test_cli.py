@@ -64,3 +64,71 @@ def test_serve_then_send(tmp_path):
     assert "received from me@example.com to a@example.com" in out
     assert "stopped after 2 message(s)" in out
     assert server.returncode == 0
+
+
+def test_send_reports_file_errors_in_one_line(tmp_path):
+    body = tmp_path / "body.txt"
+    body.write_text("Hello", encoding="utf-8")
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes("email,name\na@example.com,J\xfcrgen\n".encode("latin-1"))
+    empty = tmp_path / "empty.csv"
+    empty.write_text("", encoding="utf-8")
+    cases = [
+        (tmp_path / "missing.csv", "was not found"),
+        (latin1, "is not UTF-8"),
+        (empty, "is empty"),
+    ]
+    for path, message in cases:
+        done = _run("send", str(path), "--subject", "Hi", "--body", str(body),
+                    "--sender", "me@example.com", "--smtp", "smtp://127.0.0.1:1")
+        assert done.returncode == 2, path
+        assert message in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_send_prints_problem_table(tmp_path):
+    csv = tmp_path / "people.csv"
+    csv.write_text("email,name\nnot-an-address,Ann\nb@example.com,\n", encoding="utf-8")
+    body = tmp_path / "body.txt"
+    body.write_text("Hello {{ name }}", encoding="utf-8")
+    done = _run("send", str(csv), "--subject", "Hi", "--body", str(body),
+                "--sender", "me@example.com", "--smtp", "smtp://127.0.0.1:1")
+    assert done.returncode == 2
+    assert "2 problem(s) found; nothing was sent" in done.stderr
+    assert "not-an-address" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_send_dry_run_connects_to_nothing(tmp_path):
+    csv = tmp_path / "people.csv"
+    csv.write_text("email,name\na@example.com,Ann\n", encoding="utf-8")
+    body = tmp_path / "body.txt"
+    body.write_text("Hello {{ name }}", encoding="utf-8")
+    done = _run("send", str(csv), "--subject", "Hi", "--body", str(body),
+                "--sender", "me@example.com", "--smtp", "smtp://127.0.0.1:1", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert "1 skipped" in done.stdout
+
+
+def test_serve_rejects_invalid_port_and_duration():
+    for args, message in (
+        (["--port", "70000"], "invalid port 70000"),
+        (["--duration", "0"], "invalid duration 0"),
+    ):
+        done = _run("serve", *args, timeout=30)
+        assert done.returncode == 2
+        assert message in done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_serve_port_in_use(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _run("serve", "--port", str(port), "--duration", "1", timeout=30)
+    assert done.returncode == 2
+    assert f"Cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr

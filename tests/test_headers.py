@@ -147,7 +147,7 @@ def test_line_break_from_template_fails_row(server):
     df = pd.DataFrame({"email": ["a@example.com", "b@example.com"], "n": [1, 2]})
     results = mailkit.send_bulk(
         df,
-        subject="{% if n == 2 %}Two\nBcc: eve@example.net{% else %}One{% endif %}",
+        subject="{{ 'Two\\nBcc: eve@example.net' if n == 2 else 'One' }}",
         body="x\n",
         sender=SENDER,
         smtp=server.url,

@@ -105,3 +105,51 @@ def test_unknown_option_is_rejected():
 def test_not_a_dataframe():
     with pytest.raises(TypeError, match="pandas DataFrame"):
         mailkit.send_bulk([{"email": "a@example.com"}], subject="Hi", body="x", sender=SENDER)
+
+
+def test_templated_unsubscribe_url_checked_per_row(server):
+    df = pd.DataFrame({"email": ["a@example.com", "b@example.com"], "name": ["Zoë", "Bob"]})
+    with pytest.raises(mailkit.ValidationError) as caught:
+        mailkit.send_bulk(
+            df, subject="Hi", body="x", sender=SENDER, smtp=server.url,
+            unsubscribe_url="https://example.com/u?n={{ name }}",
+        )
+    problems = caught.value.problems
+    assert problems["row"].tolist() == [0]
+    assert problems["column"].tolist() == ["unsubscribe_url="]
+    assert "non-ASCII" in problems["problem"].iloc[0]
+    assert server.sessions == 0
+
+
+def test_templated_recipient_checked_per_row(server):
+    df = pd.DataFrame({"user": ["ann", "bo b"]})
+    with pytest.raises(mailkit.ValidationError) as caught:
+        mailkit.send_bulk(
+            df, subject="Hi", body="x", sender=SENDER, smtp=server.url,
+            to="{{ user }}@example.com",
+        )
+    assert caught.value.problems["row"].tolist() == [1]
+    assert server.sessions == 0
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"subject": "Hi\n{{ name }}"},
+        {"subject": "Hi", "headers": {"X-Tag": "x\r\nBcc: e@example.com"}},
+    ],
+)
+def test_line_break_in_header_template_text(server, options):
+    df = pd.DataFrame({"email": ["a@example.com"], "name": ["Ann"]})
+    with pytest.raises(mailkit.ConfigurationError, match="must be one line"):
+        mailkit.send_bulk(df, body="x", sender=SENDER, smtp=server.url, **options)
+    assert server.sessions == 0
+
+
+def test_subject_file_with_trailing_newline_is_accepted(server, tmp_path):
+    subject = tmp_path / "subject.txt"
+    subject.write_text("Hello {{ name }}\n", encoding="utf-8")
+    df = pd.DataFrame({"email": ["a@example.com"], "name": ["Ann"]})
+    results = mailkit.send_bulk(df, subject=subject, body="x", sender=SENDER, smtp=server.url)
+    assert results["status"].tolist() == ["sent"]
+    assert server.messages[0].message["Subject"] == "Hello Ann"

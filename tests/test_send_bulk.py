@@ -129,3 +129,28 @@ def test_maildir_stores_each_message(server, tmp_path):
     stored = list((tmp_path / "maildir" / "new").iterdir())
     assert len(stored) == 2
     assert sorted(p.read_bytes() for p in stored) == sorted(m.data for m in server.messages)
+
+
+def test_last_results_cleared_by_failed_call(server):
+    df = pd.DataFrame({"email": ["a@example.com"]})
+    mailkit.send_bulk(df, subject="Hi", body="B", sender=SENDER, smtp=server.url)
+    assert mailkit.last_results is not None
+    with pytest.raises(mailkit.ValidationError):
+        mailkit.send_bulk(
+            pd.DataFrame({"email": ["bad"]}), subject="Hi", body="B", sender=SENDER,
+            smtp=server.url,
+        )
+    assert mailkit.last_results is None
+
+
+def test_summary_of_results_read_from_csv(server, tmp_path):
+    df = pd.DataFrame({"email": ["a@example.com", "b@example.com"]})
+    results = mailkit.send_bulk(df, subject="Hi", body="B", sender=SENDER, smtp=server.url)
+    results.to_csv(tmp_path / "results.csv")
+    reloaded = pd.read_csv(tmp_path / "results.csv", index_col=0)
+    stats = mailkit.summary(reloaded)
+    assert stats["sent"] == 2
+    assert stats["total"] == 2
+    assert stats["elapsed_s"] >= 0
+    with pytest.raises(ValueError, match="Not a mailkit results DataFrame"):
+        mailkit.summary(df)

@@ -92,8 +92,7 @@ def test_invalid_unsubscribe_values(server):
     )
     assert problems[["row", "column"]].values.tolist() == [[0, "u"]]
     assert "not an http or https URL" in problems["problem"].iloc[0]
-    results = mailkit.send_bulk(
-        df,
+    options = dict(
         subject="Hi",
         body="x\n",
         sender=SENDER,
@@ -102,8 +101,14 @@ def test_invalid_unsubscribe_values(server):
         mode="fast",
         smtp=server.url,
     )
-    assert results["status"].tolist() == ["failed", "sent"]
-    assert "Invalid unsubscribe URL" in results["error"].iloc[0]
+    with pytest.raises(mailkit.ValidationError) as caught:
+        mailkit.send_bulk(df, **options)
+    problems = caught.value.problems
+    assert problems[["row", "column"]].values.tolist() == [[0, "unsubscribe_url="]]
+    assert "Invalid unsubscribe URL" in problems["problem"].iloc[0]
+    assert server.sessions == 0
+    results = mailkit.send_bulk(df.iloc[1:], **options)
+    assert results["status"].tolist() == ["sent"]
     assert "List-Unsubscribe" not in parse(server.messages[0].data)
     with pytest.raises(mailkit.ConfigurationError, match="keep one"):
         mailkit.validate(
