@@ -69,8 +69,9 @@ def test_speed_comparison_reports_every_design():
         report.setup_s + report.message_s, abs=0.001
     )
     targets = report.targets()
-    assert len(targets) == 2
+    assert len(targets) == 4
     assert targets["target"].str.contains("4 messages").all()
+    assert targets["target"].str.startswith("context: mailkit transport").sum() == 2
     text = summarize_speed(report)
     assert "Targets:" in text
     assert "Sequential (s)" in text
