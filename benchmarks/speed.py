@@ -190,7 +190,7 @@ class SpeedReport:
         ax.set_title(
             f"{self.settings.profile} profile, delays x{self.settings.scale:g}"
         )
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
         return ax
 
 

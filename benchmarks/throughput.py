@@ -176,7 +176,9 @@ class ThroughputReport:
         """Draw a horizontal bar per design and sink; returns the axes."""
         import matplotlib.pyplot as plt
 
-        table = self.table()["messages_per_second"].unstack("sink")
+        rates = self.table()["messages_per_second"]
+        designs = list(dict.fromkeys(rates.index.get_level_values("design")))
+        table = rates.unstack("sink").reindex(designs)
         if ax is None:
             _, ax = plt.subplots(figsize=(7, 0.35 * len(table) + 1.5))
         table.iloc[::-1].plot.barh(ax=ax)
