@@ -60,7 +60,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "mailkit-journal"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Queued final statuses are committed once this many are waiting, or once the
 #: oldest has waited FLUSH_INTERVAL_S seconds (both checked on each write).
@@ -90,8 +90,8 @@ CREATE TABLE IF NOT EXISTS runs (
     outcome TEXT
 );
 CREATE TABLE IF NOT EXISTS rows (
-    seq INTEGER PRIMARY KEY,
-    key TEXT NOT NULL UNIQUE,
+    key TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
     label TEXT NOT NULL,
     recipients TEXT NOT NULL,
     status TEXT NOT NULL,
@@ -106,7 +106,7 @@ CREATE TABLE IF NOT EXISTS rows (
     started_at TEXT,
     finished_at TEXT,
     sending_at TEXT
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sends (
     run_id INTEGER NOT NULL,
     attempt INTEGER NOT NULL,
@@ -116,8 +116,7 @@ CREATE TABLE IF NOT EXISTS sends (
     at REAL NOT NULL,
     handed_over INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (run_id, attempt)
-);
-CREATE INDEX IF NOT EXISTS sends_at ON sends (at);
+) WITHOUT ROWID;
 """
 
 
@@ -412,11 +411,17 @@ class Journal:
         with self._commit_mutex:
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                (next_seq,) = self._db.execute(
+                    "SELECT COALESCE(MAX(seq), 0) + 1 FROM rows"
+                ).fetchone()
                 self._db.executemany(
-                    "INSERT INTO rows (key, label, recipients, status) "
-                    "VALUES (?, ?, ?, 'pending') "
+                    "INSERT INTO rows (key, seq, label, recipients, status) "
+                    "VALUES (?, ?, ?, ?, 'pending') "
                     "ON CONFLICT (key) DO UPDATE SET label = excluded.label",
-                    params,
+                    [
+                        (key, next_seq + number, label, recipients)
+                        for number, (key, label, recipients) in enumerate(params)
+                    ],
                 )
                 self._db.execute("COMMIT")
             except BaseException:
@@ -482,6 +487,7 @@ class Journal:
         smtp_reply: str,
         error: str,
         handed_over: bool,
+        refused: str = "",
     ) -> None:
         """Queue the outcome of one attempt, so that the row leaves ``sending``.
 
@@ -493,13 +499,14 @@ class Journal:
         statements = [
             (
                 "UPDATE rows SET status = ?, smtp_code = ?, smtp_reply = ?, "
-                "error = ?, finished_at = ? WHERE key = ? AND status = 'sending' "
-                "AND run_id = ?",
+                "error = ?, refused = ?, finished_at = ? WHERE key = ? AND "
+                "status = 'sending' AND run_id = ?",
                 (
                     status,
                     smtp_code,
                     smtp_reply,
                     error,
+                    refused,
                     _iso(_utc_now()),
                     key,
                     self.run_id,

@@ -137,6 +137,9 @@ class Ledger:
         )
         self._sending = set(self.positions)
         self._attempts: dict[int, int] = {}
+        # The status each row's last reply wrote to the journal; a final result
+        # with the same status needs no second write.
+        self._replied: dict[int, str] = {}
         if quota is not None and quota.remaining == 0 and self.positions:
             self._skip_all_for_quota(labels, recipients)
 
@@ -207,6 +210,10 @@ class Ledger:
             self.quota.settle(outcome.handed_over)
         if self.journal is None:
             return
+        refused = ", ".join(
+            f"{address} ({code} {text})"
+            for address, (code, text) in outcome.refused.items()
+        )
         self.journal.record_reply(
             self._keys[position],
             self._attempts[position],
@@ -215,12 +222,18 @@ class Ledger:
             smtp_reply=outcome.reply,
             error=outcome.error,
             handed_over=outcome.handed_over,
+            refused=refused,
         )
+        self._replied[position] = outcome.status
 
     def finished(self, position: int, result: RowResult) -> None:
-        """Queue the final result of a row that this run was to send."""
-        if self.journal is not None and position in self._sending:
-            self.journal.record_result(self._keys[position], result)
+        """Queue the final result of a row that this run was to send, unless the
+        row's last reply already wrote that status."""
+        if self.journal is None or position not in self._sending:
+            return
+        if self._replied.get(position) == result.status:
+            return
+        self.journal.record_result(self._keys[position], result)
 
     def close(self, outcome: str) -> None:
         """Commit what is queued and release the journal."""

@@ -512,3 +512,23 @@ def test_dry_run_while_journal_in_use(server, tmp_path):
         results = _send(_frame(range(2)), server, journal, key="id", dry_run=True)
     assert len(results) == 2
     assert server.messages == []
+
+
+def test_partial_row_is_not_sent_again(tmp_path):
+    journal = tmp_path / "c.sqlite"
+    df = pd.DataFrame(
+        {"id": [1], "email": ["a@example.com, gone@example.com"], "name": ["Ann"]}
+    )
+    refused = {"gone@example.com": "550 5.1.1 no such user"}
+    with ScriptedSMTPServer(refuse=refused) as server:
+        first = _send(df, server, journal, key="id")
+        second = _send(df, server, journal, key="id")
+        assert len(server.accepted) == 1
+
+    assert _statuses(first) == ["partial"]
+    assert _statuses(second) == ["skipped"]
+    assert "partial" in second.loc[0, "error"]
+    stored = mailkit.journal_results(journal)
+    assert _statuses(stored) == ["partial"]
+    assert stored.loc[0, "refused"] == "gone@example.com (550 5.1.1 no such user)"
+    assert stored.loc[0, "refused"] == first.loc[0, "refused"]
