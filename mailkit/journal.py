@@ -3,20 +3,24 @@
 For every row the journal stores its key, the hash of its rendered envelope and
 content, its Message-ID and its state. A row is marked ``sending`` before its
 message goes to the server and updated after the reply, so after a crash, a
-kernel restart or an interrupt the file says which rows were sent, which were
+kernel restart or an interrupt the file shows which rows were sent, which were
 not, and which may have been delivered (``unknown``).
 
 Durability. The ``sending`` mark is committed with ``synchronous=FULL`` (the WAL
-is fsynced) before the caller may send the message: a mark that could be lost
-would let the next run send the row a second time. Final statuses are only
-queued. They are committed together with the next mark, or when
-:data:`FLUSH_ROWS` of them are waiting or the oldest has waited
+is fsynced) before the caller may send the message, because a mark that could be
+lost would let the next run send the row a second time. Replies and final
+statuses are only queued. They are committed together with the next mark, or
+when :data:`FLUSH_ROWS` of them are waiting or the oldest has waited
 :data:`FLUSH_INTERVAL_S`, or at :meth:`Journal.close`. Losing queued statuses in
 a crash leaves those rows at ``sending``, which the next run reports as
 ``unknown`` and does not send again, so grouping them costs precision but never
-a second copy. Marks from several workers are grouped too: whichever thread
+a second copy. Marks from several workers are grouped too: the thread that
 commits takes every write queued so far into one transaction, and threads whose
 writes it carried return without a commit of their own.
+
+The engine writes the mark before MAIL FROM, so a crash between the mark and
+the end of the message's content also leaves an ``unknown`` row, although the
+server cannot have accepted that message.
 
 One writer at a time. :meth:`Journal.open` takes an exclusive SQLite lock
 (``BEGIN EXCLUSIVE``) on a companion file ``<journal>.lock`` and holds it until
@@ -25,8 +29,8 @@ One writer at a time. :meth:`Journal.open` takes an exclusive SQLite lock
 owning process ends in any way, SIGKILL included, so a dead batch never blocks
 the next one. A second batch in another process, another kernel or the same
 process gets :class:`~mailkit.errors.JournalLockedError` naming the owner.
-Readers such as :func:`journal_results` need no lock: WAL mode lets them read while
-a batch writes.
+Readers such as :func:`journal_results` need no lock: WAL mode lets them read
+while a batch writes.
 """
 
 from __future__ import annotations
@@ -300,7 +304,7 @@ class Journal:
     def open(cls, path: str | os.PathLike, *, key_spec: str) -> Journal:
         """Open or create the journal at ``path`` for one batch.
 
-        ``key_spec`` says how rows are identified (for example ``column:id`` or
+        ``key_spec`` names how rows are identified (for example ``column:id`` or
         ``recipients``). A journal keeps the spec it was created with, because
         keys made another way would not match and every row would be sent again.
 
@@ -334,8 +338,8 @@ class Journal:
         """Commit every queued write, record how the run ended and release the lock.
 
         The lock is released and the file closed even when the commit fails or
-        is interrupted; what was not committed is lost, which leaves the rows it
-        concerned at ``sending`` (read as ``unknown``) or ``pending``.
+        is interrupted. What was not committed is then lost, which leaves the
+        rows it concerned at ``sending`` (read as ``unknown``) or ``pending``.
         """
         if self._closed:
             return
@@ -401,7 +405,7 @@ class Journal:
     def register(self, rows: Iterable[tuple[str, Hashable, str]]) -> None:
         """Add rows as ``pending`` and store the current index label of known keys.
 
-        ``rows`` holds ``(key, label, recipients)`` tuples. Committed at once.
+        ``rows`` contains ``(key, label, recipients)`` tuples. Committed at once.
         """
         self._check_open()
         params = [
@@ -593,8 +597,9 @@ class Journal:
     def _commit_through(self, seq: int) -> None:
         """Commit queued writes until write number ``seq`` is on disk.
 
-        Whoever holds the commit mutex commits everything queued so far, so the
-        threads waiting behind it usually find their own write already done.
+        The thread that takes the commit mutex commits everything queued so
+        far, so the threads waiting behind it usually find their own write
+        already done.
         """
         with self._commit_mutex:
             if self._durable >= seq:
@@ -743,7 +748,7 @@ def journal_results(path: str | os.PathLike) -> pd.DataFrame:
     """Return the results DataFrame of every row recorded in the journal at ``path``.
 
     Reads the file only; it works while a batch is writing it and after a
-    crash. The index holds each row's index label from the last run that saw it,
+    crash. The index contains each row's index label from the last run that saw it,
     and the ``key`` column the row's key. Rows never tried show as ``skipped``;
     rows marked ``sending`` with no recorded reply show as ``unknown``, because
     their message may have been delivered. ``attempts`` counts transactions

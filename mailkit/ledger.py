@@ -1,4 +1,4 @@
-"""What the engine reports before and after each hand-over: journal and quota.
+"""The engine's bookkeeping around each hand-over: the journal and the daily quota.
 
 The engine calls a :class:`Ledger` at four points: which rows to send
 (``positions``), just before a message goes to the server (:meth:`before_send`),
@@ -111,7 +111,7 @@ class Ledger:
     """The journal and quota bookkeeping of one run, called by the engine.
 
     ``labels`` and ``recipients`` give each row's index label and recipients.
-    ``positions`` are the rows to send, in order. ``prefilled`` holds the
+    ``positions`` are the rows to send, in order. ``prefilled`` contains the
     results of the rows this run does not send. Methods other than
     :meth:`finished` and :meth:`close` are called from worker threads.
     """

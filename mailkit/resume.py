@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 _DELIVERED = ("sent", "partial")
 _MAYBE_DELIVERED = (UNKNOWN, "sending")
 
-# How many row labels a log line lists before it says "and N more".
+# How many row labels a log line lists before it ends with "and N more".
 _LOG_LABELS = 5
 
 
@@ -201,8 +201,8 @@ def content_hash(outgoing: Outgoing) -> str:
 class ResumePlan:
     """What one run does with each row, decided from the journal.
 
-    ``positions`` lists the rows to send, ``prefilled`` holds the results of the
-    rows that are not sent, and ``message_ids`` the Message-IDs to reuse.
+    ``positions`` lists the rows to send, ``prefilled`` contains the results of
+    the rows that are not sent, and ``message_ids`` the Message-IDs to reuse.
     """
 
     keys: list[str]
@@ -225,9 +225,9 @@ def plan_resume(
 
     ``keys`` and ``recipients`` hold each row's key and recipients, in order.
 
-    Rows the journal records as ``sent`` or ``partial`` are skipped; rows whose
-    outcome is unknown are reported as ``unknown`` unless ``retry_unknown`` is
-    true, in which case they are sent again with their recorded Message-ID. A
+    Rows the journal records as ``sent`` or ``partial`` are skipped. Rows whose
+    outcome is unknown are reported as ``unknown``, unless ``retry_unknown`` is
+    true: then they are sent again with their recorded Message-ID. A
     row that is not sent again although its message changed since the journal
     recorded it says so in its error, and the run logs a warning.
     """

@@ -1,9 +1,9 @@
 """An SMTP server on 127.0.0.1 for journal and interrupt tests.
 
-It records the time of every MAIL FROM and every message whose content arrived,
-and can delay each reply, stall chosen messages or the EHLO reply until
-released, drop the connection after the content instead of replying, and
-refuse chosen recipients. It runs in the test process, so it outlives a
+It records the time of every MAIL FROM and every message whose content arrived.
+It can delay each reply, and stall chosen messages or the EHLO reply until
+released. It can also drop the connection after the content instead of
+replying, and refuse chosen recipients. It runs in the test process, so it outlives a
 sending subprocess that the test kills. Every stall ends by itself after
 ``max_stall`` seconds.
 """
@@ -93,7 +93,7 @@ class ScriptedSMTPServer:
 
     ``delay`` is the pause before every DATA reply, in seconds. ``stall`` lists
     message numbers (1 for the first message that arrives) whose reply waits
-    for :meth:`release`. ``stall_ehlo`` holds every EHLO reply the same way.
+    for :meth:`release`. ``stall_ehlo`` delays every EHLO reply the same way.
     ``drop(received)`` returning True closes the connection instead of
     replying. ``refuse`` maps recipients to the reply their RCPT TO gets.
     ``on_accept(count)`` runs in the server's thread after each accepted message.
@@ -140,7 +140,7 @@ class ScriptedSMTPServer:
 
     @property
     def accepted(self) -> list[Received]:
-        """Every message the server answered with 250."""
+        """Every message the server accepted with a 250 reply."""
         with self._lock:
             return list(self._accepted)
 
