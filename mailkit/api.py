@@ -14,7 +14,7 @@ from .capabilities import ServerCapabilities
 from .compose import MessagePlan
 from .config import SMTPConfig, resolve_smtp
 from .engine import Engine, ProgressCallback, RetryPolicy
-from .errors import ConfigurationError, ValidationError
+from .errors import ConfigurationError, JournalError, ValidationError
 from .ledger import check_journal_options, open_ledger
 from .modes import DEFAULT_MAX_WORKERS, resolve_mode
 from .progress import ProgressOption, check_progress_option
@@ -344,5 +344,9 @@ def send_bulk(
         ledger.close_after_error(exc)
         raise
     state.last_results = results
-    ledger.close(results.attrs.get("stop_reason") or "finished")
+    try:
+        ledger.close(results.attrs.get("stop_reason") or "finished")
+    except JournalError as exc:
+        exc.results = results  # type: ignore[attr-defined]
+        raise
     return results

@@ -448,7 +448,13 @@ class Engine:
         try:
             admitted = self._ledger.before_send(outgoing, self._stop)
         except JournalError as exc:
-            self._halt(str(exc))
+            # No message may go out without its mark, so the run stops.
+            cause = exc.__cause__ or exc
+            self._halt(
+                f"the journal {getattr(self._ledger.journal, 'path', '')} could not "
+                f"be written ({cause}); free disk space or fix the file's "
+                "permissions, then run the same call again"
+            )
             return None
         if not admitted:
             reason = self._ledger.quota_stop_reason()

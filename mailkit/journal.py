@@ -290,7 +290,8 @@ class Journal:
         self._db = db
         self._lock = lock
         self._closed = False
-        self._pending: list[tuple[str, tuple[Any, ...]]] = []
+        # Queued writes: (write number, SQL, parameters).
+        self._pending: list[tuple[int, str, tuple[Any, ...]]] = []
         self._pending_since: float | None = None
         self._queued = 0
         self._durable = 0
@@ -312,7 +313,7 @@ class Journal:
         JournalError when the file is not a journal or was made with another
         ``key_spec``.
         """
-        path = Path(path)
+        path = Path(path).expanduser()
         if not path.parent.exists():
             raise JournalError(
                 f"Cannot create the journal {path}: the folder {path.parent} "
@@ -428,8 +429,11 @@ class Journal:
                     ],
                 )
                 self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
+            except BaseException as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise self._write_error(exc) from exc
                 raise
 
     def mark_sending(
@@ -478,7 +482,13 @@ class Journal:
                 ),
             ]
         )
-        self._commit_through(seq)
+        try:
+            self._commit_through(seq)
+        except BaseException:
+            # The caller does not send the message, so the mark must not reach
+            # the file with a later commit.
+            self._unqueue(seq)
+            raise
         return attempt
 
     def record_reply(
@@ -580,9 +590,15 @@ class Journal:
         with self._pending_mutex:
             if not self._pending:
                 self._pending_since = time.monotonic()
-            self._pending.extend(statements)
             self._queued += 1
-            return self._queued
+            seq = self._queued
+            self._pending.extend((seq, sql, params) for sql, params in statements)
+            return seq
+
+    def _unqueue(self, seq: int) -> None:
+        """Drop the queued statements of write number ``seq``."""
+        with self._pending_mutex:
+            self._pending = [entry for entry in self._pending if entry[0] != seq]
 
     def _maybe_flush(self) -> None:
         with self._pending_mutex:
@@ -611,18 +627,28 @@ class Journal:
                 self._pending_since = None
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                for sql, params in batch:
+                for _, sql, params in batch:
                     self._db.execute(sql, params)
                 self._db.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 with self._pending_mutex:
                     self._pending[:0] = batch
                     if self._pending_since is None:
                         self._pending_since = time.monotonic()
+                if isinstance(exc, sqlite3.Error):
+                    raise self._write_error(exc) from exc
                 raise
             self._durable = last
+
+    def _write_error(self, exc: sqlite3.Error) -> JournalError:
+        logger.error("writing the journal %s failed: %s", self.path, exc)
+        return JournalError(
+            f"Writing the journal {self.path} failed: {exc}. No message goes out "
+            "without its record, so the batch stops; free disk space or fix the "
+            "file's permissions, then run the same call again."
+        )
 
     def _execute_now(self, sql: str, params: tuple[Any, ...]) -> None:
         with self._commit_mutex:
@@ -754,7 +780,7 @@ def journal_results(path: str | os.PathLike) -> pd.DataFrame:
     their message may have been delivered. ``attempts`` counts transactions
     started for the row over all runs.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"No journal at {path}.")
     try:

@@ -21,6 +21,9 @@ from scripted_smtp import ScriptedSMTPServer
 
 import mailkit
 
+# SIGKILL exists on POSIX systems only.
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="needs SIGKILL")
+
 ROOT = Path(__file__).resolve().parent.parent
 SENDER = "Accounts team <accounts@example.com>"
 ROWS = 12

@@ -9,6 +9,7 @@ between its waits.
 from __future__ import annotations
 
 import _thread
+import os
 import signal
 import sys
 import threading
@@ -195,6 +196,7 @@ def _chain(first, then):
     return on_accept
 
 
+@pytest.mark.skipif(os.name != "posix", reason="needs pthread_kill and SIGINT")
 def test_interrupt_while_connecting(tmp_path):
     journal = tmp_path / "c.sqlite"
     main_thread = threading.main_thread().ident

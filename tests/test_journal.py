@@ -333,8 +333,9 @@ def test_close_releases_lock_when_commit_fails(tmp_path):
     failure = sqlite3.OperationalError("disk I/O error")
     journal._db = _FailingCommit(journal._db, failure)
 
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(JournalError, match="disk I/O error") as caught:
         journal.close()
+    assert "the batch stops" in str(caught.value)
     assert journal.closed
     with _open(path):
         pass
@@ -389,6 +390,7 @@ def _start_holder(path: Path) -> subprocess.Popen:
     return child
 
 
+@pytest.mark.skipif(os.name != "posix", reason="needs SIGKILL")
 def test_killed_owner_releases_lock(tmp_path):
     path = tmp_path / "j.sqlite"
     child = _start_holder(path)
@@ -467,3 +469,11 @@ def test_journal_results_while_batch_writes(tmp_path):
         _mark(journal, "1")
         assert _status_of(path) == {"1": "unknown"}
     assert lock_path(path).exists()
+
+
+def test_path_expands_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with _open(Path("~/j.sqlite")) as journal:
+        journal.register([("1", 0, "a@x.org")])
+    assert (tmp_path / "j.sqlite").is_file()
+    assert journal_results("~/j.sqlite")["key"].tolist() == ["1"]

@@ -532,3 +532,48 @@ def test_partial_row_is_not_sent_again(tmp_path):
     assert _statuses(stored) == ["partial"]
     assert stored.loc[0, "refused"] == "gone@example.com (550 5.1.1 no such user)"
     assert stored.loc[0, "refused"] == first.loc[0, "refused"]
+
+
+class _FailingCommit:
+    """Wraps a real sqlite3 connection and fails its n-th COMMIT once."""
+
+    def __init__(self, db, failing_commit: int) -> None:
+        self._db = db
+        self._commits = 0
+        self._failing_commit = failing_commit
+
+    def execute(self, sql, *params):
+        if sql == "COMMIT":
+            self._commits += 1
+            if self._commits == self._failing_commit:
+                raise sqlite3.OperationalError("disk I/O error")
+        return self._db.execute(sql, *params)
+
+    def __getattr__(self, name):
+        return getattr(self._db, name)
+
+
+def test_journal_write_failure_stops_batch(server, tmp_path, monkeypatch):
+    journal = tmp_path / "c.sqlite"
+    real_connect = mailkit.journal._connect
+    # Commits 1 and 2 start the run and register the rows; 3 and 4 mark the
+    # first two rows, so the mark of the third row fails.
+    monkeypatch.setattr(
+        mailkit.journal, "_connect", lambda path: _FailingCommit(real_connect(path), 5)
+    )
+
+    with pytest.raises(mailkit.BatchStopped, match="disk I/O error") as caught:
+        _send(_frame(range(5)), server, journal, key="id", mode="fast")
+
+    results = caught.value.results
+    assert _statuses(results) == ["sent", "sent", "skipped", "skipped", "skipped"]
+    error = results.loc[2, "error"]
+    assert error.startswith(f"Not sent: the journal {journal} could not be written")
+    assert "(disk I/O error)" in error
+    assert "run the same call again." in error
+    assert [m.recipients[0] for m in server.messages] == [
+        "user0@example.com",
+        "user1@example.com",
+    ]
+    monkeypatch.undo()
+    assert _statuses(mailkit.journal_results(journal)) == _statuses(results)
