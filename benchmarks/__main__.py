@@ -80,7 +80,11 @@ def _run_memory(args: argparse.Namespace) -> None:
 
     rows = args.rows or (5_000 if args.size == "small" else 100_000)
     result = measure_peak_memory(
-        rows, workers=args.workers, sink=args.sink, trace=args.tracemalloc
+        rows,
+        workers=args.workers,
+        sink=args.sink,
+        trace=args.tracemalloc,
+        timeout=args.timeout,
     )
     print(f"Peak memory of send_bulk for {rows:,} rows, measured in a child process")
     print()
@@ -175,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     memory.add_argument(
         "--tracemalloc", action="store_true", help="also report tracemalloc's peak (slower)"
     )
+    memory.add_argument(
+        "--timeout", type=float, default=1800.0, help="seconds before the run is ended (default 1800)"
+    )
     memory.set_defaults(handler=_run_memory)
 
     profile = commands.add_parser("profile", help="where the time of send_bulk goes")
@@ -200,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
         workers=10,
         sink="smtp-sink",
         tracemalloc=False,
+        timeout=1800.0,
     )
     return parser
 

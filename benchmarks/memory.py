@@ -110,11 +110,14 @@ def measure_peak_memory(
 
     ``sink`` is "smtp-sink" (falls back to "aiosmtpd" when Postfix is missing)
     or "aiosmtpd". ``trace`` turns on tracemalloc in the child. Raises
-    RuntimeError when the child fails.
+    RuntimeError when the child fails or runs longer than ``timeout`` seconds.
     """
     if sink == "smtp-sink" and postfix_tools() is None:
         sink = "aiosmtpd"
-    server = PostfixSink() if sink == "smtp-sink" else AiosmtpdSink()
+    # The sink must outlive the child, whose run is bounded by ``timeout``.
+    server = (
+        PostfixSink(max_lifetime=timeout + 60.0) if sink == "smtp-sink" else AiosmtpdSink()
+    )
     with server:
         command = [
             sys.executable,
@@ -133,14 +136,20 @@ def measure_peak_memory(
         paths = [str(ROOT), environment.get("PYTHONPATH", "")]
         environment["PYTHONPATH"] = os.pathsep.join(path for path in paths if path)
         environment["MAILKIT_PROGRESS"] = "0"
-        completed = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            env=environment,
-            timeout=timeout,
-        )
+        try:
+            completed = subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                env=environment,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise RuntimeError(
+                f"The memory benchmark child timed out after {timeout:g} s sending "
+                f"{rows:,} rows; send fewer rows or allow a longer timeout."
+            ) from exc
     if completed.returncode != 0:
         raise RuntimeError(
             f"The memory benchmark child failed with status {completed.returncode}: "

@@ -156,6 +156,11 @@ def test_memory_child_failure_raises():
         measure_peak_memory(-5, workers=1, sink="aiosmtpd", timeout=60)
 
 
+def test_memory_child_timeout_raises():
+    with pytest.raises(RuntimeError, match="timed out after 0.5 s sending 20,000 rows"):
+        measure_peak_memory(20_000, workers=2, sink="aiosmtpd", timeout=0.5)
+
+
 def test_profile_splits_time_by_component():
     report = profile_end_to_end(40, workers=2)
     assert list(report.stages.index) == [
