@@ -38,15 +38,15 @@ __all__ = ["MemoryResult", "measure_peak_memory"]
 ROOT = Path(__file__).resolve().parent.parent
 #: Bytes per megabyte (SI), the unit of the target and of the reports.
 MB = 1_000_000
-#: Sending must add at most this many MB to the RSS of a process that holds the
-#: 100,000-row DataFrame.
+#: Sending must add at most this many MB to the RSS of a process that already
+#: contains the 100,000-row DataFrame.
 TARGET_MAX_GROWTH_MB = 300.0
 _SAMPLE_INTERVAL_S = 0.005
 
 
 @dataclass(frozen=True)
 class MemoryResult:
-    """What the child measured; sizes in bytes."""
+    """Figures measured by the child process, sizes in bytes."""
 
     rows: int
     workers: int
