@@ -16,8 +16,9 @@ from .config import SMTPConfig, resolve_smtp
 from .engine import Engine, ProgressCallback, RetryPolicy
 from .errors import ConfigurationError, JournalError, ValidationError
 from .ledger import check_journal_options, open_ledger
-from .modes import DEFAULT_MAX_WORKERS, resolve_mode
+from .modes import DEFAULT_MAX_WORKERS, RunSettings, resolve_mode
 from .progress import ProgressOption, check_progress_option
+from .providers import ProviderPreset, get_provider, provider_for_host
 from .stop import StopSignal, check_stop_signal
 from .preview import Preview
 from .resume import key_problems
@@ -46,7 +47,19 @@ _MESSAGE_OPTIONS = (
     "unsubscribe_mailto",
 )
 _CHECK_OPTIONS = ("allow_empty", "skip_empty", "duplicates")
-_RUN_OPTIONS = ("delay", "jitter", "rate", "max_retries", "retry_backoff", "dry_run")
+_RUN_OPTIONS = (
+    "delay",
+    "jitter",
+    "rate",
+    "burst",
+    "max_connections",
+    "max_messages_per_connection",
+    "adaptive",
+    "provider",
+    "max_retries",
+    "retry_backoff",
+    "dry_run",
+)
 _PREVIEW_OPTIONS = ("smtputf8", "message_id", "date")
 
 
@@ -84,6 +97,52 @@ def _plan(
         to=to,
         **{name: options[name] for name in _MESSAGE_OPTIONS if name in options},
     )
+
+
+def _preset(options: Mapping[str, Any], config: SMTPConfig) -> ProviderPreset | None:
+    """Return the provider preset: the provider= option, the config's, or the host's."""
+    name = options.get("provider") or config.provider
+    if name:
+        return get_provider(name)
+    return provider_for_host(config.host)
+
+
+def _run_settings(
+    mode: str,
+    max_workers: int,
+    options: Mapping[str, Any],
+    preset: ProviderPreset | None,
+) -> RunSettings:
+    max_connections = options.get("max_connections")
+    if max_connections is None and preset is not None:
+        max_connections = preset.max_connections
+    return resolve_mode(
+        mode,
+        max_workers=max_workers,
+        max_connections=max_connections,
+        delay=options.get("delay"),
+        jitter=options.get("jitter", 0.0),
+        rate=options.get("rate"),
+        burst=options.get("burst", 1),
+        adaptive=options.get("adaptive", True),
+        max_messages_per_connection=options.get("max_messages_per_connection"),
+        default_rate=preset.rate if preset is not None else None,
+    )
+
+
+def _preset_metadata(preset: ProviderPreset | None, rows: int) -> dict[str, Any]:
+    if preset is None:
+        return {"provider": None}
+    if preset.daily_quota is not None and rows > preset.daily_quota:
+        logger.warning(
+            "%d rows exceed the daily quota of %d messages for %s; the run stops "
+            "there and the rest come back skipped (pass daily_quota= for an "
+            "account with another quota)",
+            rows,
+            preset.daily_quota,
+            preset.name,
+        )
+    return {"provider": preset.name}
 
 
 def _check(
@@ -227,11 +286,33 @@ def send_bulk(
     variables and the whole row as ``row``. ``to`` names the column with the
     recipient address(es), several separated by ``,`` or ``;``.
 
-    Modes: ``"instant"`` sends over ``max_workers`` connections in parallel,
-    ``"fast"`` over one connection without pauses, ``"safe"`` over one
-    connection with a pause of ``delay`` seconds (default 1) plus up to
-    ``jitter`` seconds between messages. ``rate`` caps messages per second over
-    all connections in any mode.
+    Modes: ``"instant"`` sends over up to ``max_workers`` connections in
+    parallel (at most ``max_connections``, default 10), each logged in once
+    and reused; ``"fast"`` over one connection without pauses; ``"safe"`` over
+    one connection with a pause of ``delay`` seconds (default 1) plus up to
+    ``jitter`` seconds between messages. ``rate`` caps the messages per second
+    over all connections together in any mode: a number, or a string such as
+    ``"30/min"``; ``burst`` messages may start back to back (default 1).
+
+    Limits: ``provider`` (``"gmail"``, ``"google-workspace"``,
+    ``"microsoft365"``, ``"outlook.com"``, ``"ses"``) applies that provider's
+    connection cap and rate from :mod:`mailkit.providers`, and its daily quota
+    as the default of ``daily_quota``; known hosts such as smtp.office365.com
+    select their preset by themselves.
+    ``adaptive`` (default True) closes connections and pauses when the server
+    throttles (421, 454, refused sessions) and opens them again gradually.
+    ``max_messages_per_connection`` opens a new connection after that many
+    messages.
+
+    Retries: temporary failures (4xx, a lost connection) before the message is
+    handed over are retried ``max_retries`` times (default 3) after
+    ``retry_backoff`` seconds (default 1), doubling each time, with jitter; then
+    the row is ``deferred``. A row whose outcome is ``unknown`` (the connection
+    was lost after the final ".") is never sent again by this run; with a
+    ``journal``, a later run with ``retry_unknown=True`` resends it with the
+    same Message-ID. A quota reply (such as "550 5.4.5 Daily sending quota
+    exceeded") stops the run with :class:`~mailkit.BatchStopped`; its
+    ``.results`` mark the rows not sent ``deferred`` or ``skipped``.
 
     Message options: ``headers`` (a dict of extra header templates); ``cc``,
     ``bcc`` and ``reply_to`` (a column name, a template, or fixed addresses
@@ -253,8 +334,7 @@ def send_bulk(
     whose To address an earlier row has: "report" (a problem; the default),
     "skip" or "allow".
 
-    Run options: ``max_retries`` and ``retry_backoff`` (seconds) for temporary
-    failures before the hand-over. ``dry_run=True`` builds and checks every
+    Run options: ``dry_run=True`` builds and checks every
     message and connects to no server: rows that build come back with status
     ``skipped`` and the note "Dry run: ..." in ``error``, rows that cannot be
     built with status ``failed``, and ``results.attrs["dry_run"]`` is True.
@@ -291,13 +371,8 @@ def send_bulk(
     df = _check_frame(df)
     stop = check_stop_signal(stop)
     check_progress_option(progress)
-    settings = resolve_mode(
-        mode,
-        max_workers=max_workers,
-        delay=options.get("delay"),
-        jitter=options.get("jitter", 0.0),
-        rate=options.get("rate"),
-    )
+    named = get_provider(options["provider"]) if options.get("provider") else None
+    settings = _run_settings(mode, max_workers, options, named)
     retry = RetryPolicy(
         max_retries=options.get("max_retries", RetryPolicy.max_retries),
         backoff=options.get("retry_backoff", RetryPolicy.backoff),
@@ -311,6 +386,11 @@ def send_bulk(
         state.last_results = results
         return results
     config = resolve_smtp(smtp)
+    preset = _preset(options, config)
+    if preset is not named:
+        settings = _run_settings(mode, max_workers, options, preset)
+    if daily_quota is None and preset is not None:
+        daily_quota = preset.daily_quota
     report = _preflight(df, plan, options, check_keys=journal is not None, key=key)
     send_positions = [i for i in range(len(df)) if i not in report.skipped]
     to_send = df.iloc[send_positions] if report.skipped else df
@@ -332,6 +412,7 @@ def send_bulk(
         progress_callback=progress_callback,
         stop=stop,
         ledger=ledger,
+        metadata=_preset_metadata(preset, len(to_send)),
     )
     try:
         results = merge_skipped(df, plan, report.skipped, engine.run())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Literal, Union
+from typing import Callable, Literal, Union
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .errors import ConfigurationError
@@ -12,6 +12,8 @@ from .errors import ConfigurationError
 __all__ = ["SMTPConfig", "resolve_smtp", "DEFAULT_TIMEOUT", "DEFAULT_CONNECT_TIMEOUT"]
 
 Security = Literal["none", "starttls", "tls"]
+#: A callable that returns a current OAuth 2.0 access token for SASL XOAUTH2.
+TokenProvider = Callable[[], str]
 
 #: Seconds to wait for any one reply. smtplib's own default is to wait forever.
 DEFAULT_TIMEOUT = 30.0
@@ -44,7 +46,11 @@ class SMTPConfig:
     ``"tls"`` (implicit TLS from the first byte, usually port 465) or ``"none"``.
     Certificates and host names are verified unless ``tls_verify`` is False;
     ``cafile`` adds a CA bundle to trust, for relays with a private CA.
-    The password never appears in ``repr`` or ``str``.
+    ``token_provider`` logs in with SASL XOAUTH2 instead of a password: it is
+    called for every new connection, and once more when the server rejects a
+    token. ``provider`` names a preset of :mod:`mailkit.providers` whose
+    connection and rate limits the engine applies. The password and the token
+    never appear in ``repr`` or ``str``.
     """
 
     host: str
@@ -58,6 +64,10 @@ class SMTPConfig:
     cafile: str | None = None
     tls_verify: bool = True
     allow_insecure_auth: bool = False
+    token_provider: TokenProvider | None = dataclasses.field(
+        default=None, repr=False, compare=False
+    )
+    provider: str | None = None
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -74,6 +84,20 @@ class SMTPConfig:
                 raise ConfigurationError(
                     f"Invalid {name} {value!r}: give a finite number of seconds above 0."
                 )
+        if self.token_provider is not None and not callable(self.token_provider):
+            raise ConfigurationError(
+                "Invalid token_provider: pass a callable that returns an OAuth 2.0 "
+                "access token as a string."
+            )
+        if self.token_provider is not None and not self.username:
+            raise ConfigurationError(
+                "token_provider needs username=: XOAUTH2 sends the user name with "
+                "the token."
+            )
+        if self.provider is not None:
+            from .providers import get_provider
+
+            get_provider(self.provider)
 
     def __repr__(self) -> str:
         fields = [
@@ -83,6 +107,8 @@ class SMTPConfig:
         ]
         if self.password:
             fields.insert(4, "password='***'")
+        if self.token_provider is not None:
+            fields.append("token_provider=<set>")
         return f"SMTPConfig({', '.join(fields)})"
 
     @property
@@ -91,6 +117,26 @@ class SMTPConfig:
         scheme = {v[0]: k for k, v in _SCHEMES.items()}[self.security]
         user = f"{self.username}@" if self.username else ""
         return f"{scheme}://{user}{self.host}:{self.port}"
+
+    @classmethod
+    def from_provider(cls, name: str, **settings) -> SMTPConfig:
+        """Build the settings of a provider preset, such as ``"gmail"``.
+
+        The preset gives host, port and TLS mode; ``settings`` add the
+        credentials (``username`` with ``password`` or ``token_provider``) and
+        may override any field. The engine applies the preset's limits.
+        """
+        from .providers import get_provider
+
+        preset = get_provider(name)
+        fields = {
+            "host": preset.host,
+            "port": preset.port,
+            "security": preset.security,
+            "provider": preset.name,
+        }
+        fields.update(settings)
+        return cls(**fields)
 
     @classmethod
     def from_url(cls, url: str, *, password: str | None = None, **overrides) -> SMTPConfig:

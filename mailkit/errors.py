@@ -10,6 +10,7 @@ Every exception mailkit raises derives from :class:`MailkitError`::
     ├── SMTPError                               a reply or failure from the server
     │   ├── AuthenticationError                 the server rejected the credentials
     │   ├── SMTPConnectError (also ConnectionError)
+    │   │   └── SMTPSessionRefusedError         421/454 or a refused TCP connection
     │   └── SMTPTimeoutError (also TimeoutError)
     ├── JournalError                            a journal file cannot be used
     │   └── JournalLockedError                  another batch uses the journal
@@ -35,6 +36,7 @@ __all__ = [
     "MessageError",
     "SMTPConnectError",
     "SMTPError",
+    "SMTPSessionRefusedError",
     "SMTPTimeoutError",
     "TemplateError",
     "ValidationError",
@@ -112,6 +114,15 @@ class AuthenticationError(SMTPError):
 
 class SMTPConnectError(SMTPError, ConnectionError):
     """The connection to the server could not be opened or was lost."""
+
+
+class SMTPSessionRefusedError(SMTPConnectError):
+    """The server refused a new session for now, and may accept one later.
+
+    Raised for a 421 or 454 reply to the greeting, EHLO, STARTTLS or AUTH (too
+    many connections, too many logins) and for a refused TCP connection. The
+    engine answers it with fewer connections and a pause.
+    """
 
 
 class SMTPTimeoutError(SMTPError, TimeoutError):

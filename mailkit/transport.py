@@ -3,13 +3,16 @@
 The transaction is driven command by command rather than with
 ``SMTP.sendmail`` so that the code knows whether the final "." was sent: a
 failure before it means the server cannot have accepted the message, a failure
-after it means the outcome is unknown.
+after it means the outcome is unknown. When the server offers PIPELINING (RFC
+2920), MAIL, every RCPT and DATA go out in one write and their replies are read
+in order, so the envelope costs one round trip instead of two or more.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import select
 import smtplib
 import socket
 import ssl
@@ -17,29 +20,31 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
+from .auth import log_in
 from .capabilities import ServerCapabilities
 from .compose import Outgoing
 from .config import SMTPConfig
 from .errors import (
-    AuthenticationError,
     ConfigurationError,
     MailkitError,
     SMTPConnectError,
     SMTPError,
+    SMTPSessionRefusedError,
     SMTPTimeoutError,
 )
+from .replies import DEFERRED, FAILED, PARTIAL, SENT, SKIPPED, UNKNOWN, classify
 
-__all__ = ["Connection", "Outcome", "make_ssl_context"]
+__all__ = ["Connection", "Outcome", "classify", "make_ssl_context"]
 
 logger = logging.getLogger(__name__)
 
-SENT = "sent"
-FAILED = "failed"
-DEFERRED = "deferred"
-PARTIAL = "partial"
-UNKNOWN = "unknown"
-SKIPPED = "skipped"
+# Re-exported so that callers can take the statuses from the transport.
+__all__ += ["DEFERRED", "FAILED", "PARTIAL", "SENT", "SKIPPED", "UNKNOWN"]
 
+#: Seconds a connection may stay unused before it is checked with NOOP before
+#: its next message. A connection that the server closed in the meantime is
+#: found without NOOP, because its socket turns readable.
+DEFAULT_IDLE_CHECK_S = 10.0
 
 @dataclass
 class Outcome:
@@ -47,7 +52,11 @@ class Outcome:
 
     ``handed_over`` is True once the final "." was sent, after which the message
     must not be sent again automatically. ``reconnect`` asks the caller to drop
-    the connection before the next message.
+    the connection before the next message. ``command`` names the command whose
+    reply decided the status ("MAIL", "RCPT", "DATA", or "EOD" for the reply
+    after the final "."), and is empty when there was no reply.
+    ``connection_lost`` is True when the connection broke or timed out before
+    the hand-over, ``timed_out`` when the server stopped answering.
     """
 
     status: str
@@ -57,6 +66,9 @@ class Outcome:
     refused: dict[str, tuple[int, str]] = field(default_factory=dict)
     handed_over: bool = False
     reconnect: bool = False
+    command: str = ""
+    connection_lost: bool = False
+    timed_out: bool = False
 
 
 def make_ssl_context(config: SMTPConfig) -> ssl.SSLContext:
@@ -83,16 +95,18 @@ def _decode(reply: bytes | str) -> str:
     return str(reply)
 
 
-def classify(code: int) -> str:
-    """Map a reply code to a row status: 2xx sent, 4xx deferred, 5xx failed."""
-    if 200 <= code < 300:
-        return SENT
-    if 400 <= code < 500:
-        return DEFERRED
-    return FAILED
+def _is_timeout(exc: BaseException) -> bool:
+    """Return whether ``exc`` is, or was raised while handling, a socket timeout.
+
+    smtplib turns a timeout while reading a reply into SMTPServerDisconnected,
+    with the TimeoutError as its context.
+    """
+    return isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError)
 
 
 _DOT_AT_LINE_START = re.compile(rb"(?m)^\.")
+
+Reply = tuple[int, bytes]
 
 
 class Connection:
@@ -101,14 +115,27 @@ class Connection:
     Not thread-safe: each worker owns its own Connection.
     """
 
-    def __init__(self, config: SMTPConfig, ssl_context: ssl.SSLContext | None = None):
+    def __init__(
+        self,
+        config: SMTPConfig,
+        ssl_context: ssl.SSLContext | None = None,
+        *,
+        idle_check_s: float = DEFAULT_IDLE_CHECK_S,
+    ) -> None:
         self.config = config
+        self.idle_check_s = idle_check_s
         self._ssl_context = ssl_context
         self._smtp: smtplib.SMTP | None = None
-        #: What the server offered after the last EHLO; None before open().
-        self.capabilities: ServerCapabilities | None = None
+        self._handed_over = False
         self.messages_sent = 0
         self.opened_at: float | None = None
+        self.last_used: float | None = None
+        #: EHLO keywords (lower case) and their parameters, from the last open().
+        self.extensions: dict[str, str] = {}
+        #: What the server offered after the last EHLO; None before open().
+        self.capabilities: ServerCapabilities | None = None
+        #: Whether the server offers PIPELINING (RFC 2920).
+        self.pipelining = False
 
     @property
     def is_open(self) -> bool:
@@ -119,26 +146,18 @@ class Connection:
             self._ssl_context = make_ssl_context(self.config)
         return self._ssl_context
 
+    # -- opening ------------------------------------------------------------------
+
     def open(self) -> None:
         """Connect, say EHLO, start TLS when configured and log in.
 
         Raises AuthenticationError, ConfigurationError (a setting that cannot work
-        with this server), SMTPConnectError or SMTPTimeoutError.
+        with this server), SMTPSessionRefusedError (421, 454 or a refused TCP
+        connection: try again later with fewer connections), SMTPConnectError or
+        SMTPTimeoutError.
         """
         config = self.config
-        try:
-            smtp = self._connect()
-        except socket.timeout as exc:
-            raise SMTPTimeoutError(
-                f"Timed out after {config.connect_timeout:g} s connecting to "
-                f"{config.host}:{config.port} or waiting for its greeting."
-            ) from exc
-        except ssl.SSLError as exc:
-            raise _tls_error(config, exc) from exc
-        except (OSError, smtplib.SMTPException) as exc:
-            raise SMTPConnectError(
-                f"Cannot connect to {config.host}:{config.port}: {exc}."
-            ) from exc
+        smtp = self._connect()
         try:
             smtp.sock.settimeout(config.timeout)
             self._start_session(smtp)
@@ -151,137 +170,326 @@ class Connection:
             smtp.close()
             raise
         self._smtp = smtp
+        self.extensions = dict(smtp.esmtp_features)
         self.capabilities = ServerCapabilities.from_ehlo(smtp)
+        self.pipelining = "pipelining" in self.extensions
         self.messages_sent = 0
-        self.opened_at = time.monotonic()
-        logger.debug("connected to %s:%s", config.host, config.port)
+        self.opened_at = self.last_used = time.monotonic()
+        logger.debug(
+            "connected to %s:%s (pipelining %s, size limit %s)",
+            config.host,
+            config.port,
+            self.pipelining,
+            self.capabilities.size_limit,
+        )
 
     def _connect(self) -> smtplib.SMTP:
         config = self.config
-        if config.security == "tls":
-            return smtplib.SMTP_SSL(
+        where = f"{config.host}:{config.port}"
+        try:
+            if config.security == "tls":
+                return smtplib.SMTP_SSL(
+                    config.host,
+                    config.port,
+                    local_hostname=config.local_hostname,
+                    timeout=config.connect_timeout,
+                    context=self._context(),
+                )
+            return smtplib.SMTP(
                 config.host,
                 config.port,
                 local_hostname=config.local_hostname,
                 timeout=config.connect_timeout,
-                context=self._context(),
             )
-        return smtplib.SMTP(
-            config.host,
-            config.port,
-            local_hostname=config.local_hostname,
-            timeout=config.connect_timeout,
-        )
+        except ssl.SSLError as exc:
+            raise _tls_error(config, exc) from exc
+        except smtplib.SMTPConnectError as exc:
+            # The greeting was not 220, for example "421 Too many connections".
+            reply = _decode(exc.smtp_error)
+            error_type = (
+                SMTPSessionRefusedError if 400 <= exc.smtp_code < 500 else SMTPConnectError
+            )
+            raise error_type(
+                f"{where} refused the session: {exc.smtp_code} {reply}",
+                code=exc.smtp_code,
+                reply=reply,
+            ) from exc
+        except (ConnectionRefusedError, ConnectionResetError) as exc:
+            raise SMTPSessionRefusedError(f"Cannot connect to {where}: {exc}.") from exc
+        except smtplib.SMTPServerDisconnected as exc:
+            if _is_timeout(exc):
+                raise SMTPTimeoutError(_no_greeting_message(config)) from exc
+            raise SMTPSessionRefusedError(
+                f"{where} closed the connection before its greeting."
+            ) from exc
+        except TimeoutError as exc:
+            raise SMTPTimeoutError(
+                f"Timed out after {config.connect_timeout:g} s connecting to {where}."
+            ) from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            raise SMTPConnectError(f"Cannot connect to {where}: {exc}.") from exc
 
     def _start_session(self, smtp: smtplib.SMTP) -> None:
         config = self.config
+        where = f"{config.host}:{config.port}"
         try:
-            smtp.ehlo()
+            self._ehlo(smtp)
             if config.security == "starttls":
-                if not smtp.has_extn("starttls"):
-                    raise ConfigurationError(
-                        f"{config.host}:{config.port} does not offer STARTTLS; use "
-                        "smtps:// (implicit TLS, usually port 465) or, for a local test "
-                        "server only, smtp://."
-                    )
-                smtp.starttls(context=self._context())
-                smtp.ehlo()
+                self._starttls(smtp)
             if config.username:
                 self._login(smtp)
+        except MailkitError:
+            raise
         except ssl.SSLError as exc:
             raise _tls_error(config, exc) from exc
-        except socket.timeout as exc:
-            raise SMTPTimeoutError(
-                f"{config.host}:{config.port} did not answer within {config.timeout:g} s "
-                "while opening the session."
-            ) from exc
         except smtplib.SMTPResponseException as exc:
-            raise SMTPConnectError(
-                f"{config.host}:{config.port} refused the session: {exc.smtp_code} "
-                f"{_decode(exc.smtp_error)}",
+            reply = _decode(exc.smtp_error)
+            error_type = (
+                SMTPSessionRefusedError if 400 <= exc.smtp_code < 500 else SMTPConnectError
+            )
+            raise error_type(
+                f"{where} refused the session: {exc.smtp_code} {reply}",
                 code=exc.smtp_code,
-                reply=_decode(exc.smtp_error),
+                reply=reply,
             ) from exc
         except (OSError, smtplib.SMTPException) as exc:
+            if _is_timeout(exc):
+                raise SMTPTimeoutError(
+                    f"{where} did not answer within {config.timeout:g} s while "
+                    "opening the session."
+                ) from exc
+            raise SMTPConnectError(f"The session with {where} failed: {exc}.") from exc
+
+    def _ehlo(self, smtp: smtplib.SMTP) -> None:
+        code, reply = smtp.ehlo()
+        if code == 250:
+            return
+        text = _decode(reply)
+        if 400 <= code < 500:
+            raise SMTPSessionRefusedError(
+                f"{self.config.host}:{self.config.port} refused EHLO: {code} {text}",
+                code=code,
+                reply=text,
+            )
+        # A server without ESMTP answers EHLO with 500 or 502; HELO still works,
+        # without extensions such as PIPELINING and SIZE.
+        code, reply = smtp.helo()
+        if code != 250:
             raise SMTPConnectError(
-                f"The session with {config.host}:{config.port} failed: {exc}."
-            ) from exc
+                f"{self.config.host}:{self.config.port} refused EHLO and HELO: "
+                f"{code} {_decode(reply)}",
+                code=code,
+                reply=_decode(reply),
+            )
+
+    def _starttls(self, smtp: smtplib.SMTP) -> None:
+        config = self.config
+        if not smtp.has_extn("starttls"):
+            raise ConfigurationError(
+                f"{config.host}:{config.port} does not offer STARTTLS; use "
+                "smtps:// (implicit TLS, usually port 465) or, for a local test "
+                "server only, smtp://."
+            )
+        code, reply = smtp.starttls(context=self._context())
+        if code != 220:
+            text = _decode(reply)
+            error_type = SMTPSessionRefusedError if 400 <= code < 500 else SMTPConnectError
+            raise error_type(
+                f"{config.host}:{config.port} refused STARTTLS: {code} {text}",
+                code=code,
+                reply=text,
+            )
+        self._ehlo(smtp)
 
     def _login(self, smtp: smtplib.SMTP) -> None:
         config = self.config
         encrypted = config.security != "none"
         if not encrypted and not config.allow_insecure_auth:
             raise ConfigurationError(
-                f"Refusing to send the password for {config.username!r} to "
+                f"Refusing to send the credentials of {config.username!r} to "
                 f"{config.host} without TLS: use smtp+starttls:// or smtps://, or set "
                 "allow_insecure_auth=True for a test server."
             )
+        mechanism = log_in(smtp, config)
+        logger.debug("logged in to %s as %r with %s", config.host, config.username, mechanism)
+
+    # -- reuse --------------------------------------------------------------------
+
+    def is_usable(self) -> bool:
+        """Check an open connection before its next message; False means reconnect.
+
+        A readable socket between transactions means that the server closed the
+        connection or sent an unsolicited reply (usually "421 ... closing"), so
+        NOOP tells which. A connection unused for ``idle_check_s`` seconds is
+        checked with NOOP too. A connection that fails the check is discarded.
+        """
+        smtp = self._smtp
+        if smtp is None:
+            return False
+        idle = time.monotonic() - (self.last_used or 0.0)
         try:
-            smtp.login(config.username, config.password or "")
-        except smtplib.SMTPAuthenticationError as exc:
-            reply = _decode(exc.smtp_error)
-            raise AuthenticationError(
-                f"{config.host} rejected the login for {config.username!r}: "
-                f"{exc.smtp_code} {reply}. Check the user name and password"
-                f"{_auth_hint(config.host)}.",
-                code=exc.smtp_code,
-                reply=reply,
-            ) from exc
-        except smtplib.SMTPNotSupportedError as exc:
-            raise ConfigurationError(
-                f"{config.host}:{config.port} does not offer AUTH on this connection; "
-                "many servers offer it only after STARTTLS."
-            ) from exc
+            if not self._socket_readable(smtp) and idle < self.idle_check_s:
+                return True
+            code, reply = smtp.noop()
+        except (smtplib.SMTPException, OSError, ValueError) as exc:
+            logger.info(
+                "the connection to %s was closed by the server (%s); reconnecting",
+                self.config.host,
+                exc,
+            )
+            self.discard()
+            return False
+        if code != 250:
+            logger.info(
+                "the server closed or refused the idle connection to %s (%s %s); "
+                "reconnecting",
+                self.config.host,
+                code,
+                _decode(reply),
+            )
+            self.discard()
+            return False
+        self.last_used = time.monotonic()
+        return True
+
+    @staticmethod
+    def _socket_readable(smtp: smtplib.SMTP) -> bool:
+        sock = smtp.sock
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable)
+
+    # -- sending ------------------------------------------------------------------
 
     def send(self, outgoing: Outgoing) -> Outcome:
-        """Run one MAIL, RCPT, DATA transaction and classify what happened."""
+        """Run one MAIL, RCPT, DATA transaction and classify what happened.
+
+        A message over this server's advertised SIZE fails before MAIL. The MAIL
+        FROM parameters are the message's ``mail_options`` (SMTPUTF8) and SIZE
+        when the server offers it.
+        """
         if self._smtp is None:
             raise SMTPError("The connection is not open.")
-        smtp = self._smtp
-        handed_over = False
-        try:
-            code, reply = smtp.mail(outgoing.envelope_from, list(outgoing.mail_options))
-            if code != 250:
-                return self._refused_transaction("MAIL FROM", code, reply)
-            refused: dict[str, tuple[int, str]] = {}
-            for recipient in outgoing.recipients:
-                code, reply = smtp.rcpt(recipient)
-                if code not in (250, 251):
-                    refused[recipient] = (code, _decode(reply))
-            if len(refused) == len(outgoing.recipients):
-                code, text = next(iter(refused.values()))
-                outcome = self._refused_transaction("RCPT TO", code, text)
-                outcome.refused = refused
-                return outcome
-            smtp.putcmd("data")
-            code, reply = smtp.getreply()
-            if code != 354:
-                return self._refused_transaction("DATA", code, reply)
-            smtp.send(_DOT_AT_LINE_START.sub(b"..", outgoing.data) + b".\r\n")
-            handed_over = True
-            code, reply = smtp.getreply()
-        except smtplib.SMTPNotSupportedError as exc:
-            # The message needs SMTPUTF8 and this connection's server lacks it,
-            # which happens only if a reconnect reached another server.
-            return Outcome(FAILED, error=f"The message cannot be sent here: {exc}.")
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            self.discard()
-            if handed_over:
-                return Outcome(
-                    UNKNOWN,
-                    error="The connection was lost after the message was sent and "
-                    "before the server replied, so it may have been delivered; it is "
-                    f"not sent again automatically ({exc}).",
-                    handed_over=True,
-                    reconnect=True,
-                )
+        size = len(outgoing.data)
+        limit = self.capabilities.size_limit if self.capabilities else None
+        # Composing checks the limit of the first connection; a reconnect may
+        # reach another server of the same name with a lower one.
+        if limit is not None and size > limit:
             return Outcome(
-                DEFERRED,
-                error=f"The connection was lost before the message was sent ({exc}).",
-                reconnect=True,
+                FAILED,
+                error=f"The message is {size} bytes, over the server's limit (SIZE) "
+                f"of {limit} bytes; it was not sent.",
             )
+        options = list(outgoing.mail_options)
+        if "SMTPUTF8" in options and not self._smtp.has_extn("smtputf8"):
+            # Composing checked the first connection's server; a reconnect
+            # reached one without SMTPUTF8.
+            return Outcome(
+                FAILED,
+                error="The message cannot be sent here: this server does not offer "
+                "SMTPUTF8, which the message needs.",
+            )
+        if "size" in self.extensions:
+            options.append(f"SIZE={size}")
+        self._handed_over = False
+        try:
+            if self.pipelining:
+                return self._transact_pipelined(outgoing, options)
+            return self._transact(outgoing, options)
+        except (smtplib.SMTPException, OSError) as exc:
+            return self._lost(exc)
+
+    def _transact(self, outgoing: Outgoing, options: list[str]) -> Outcome:
+        smtp = self._smtp
+        assert smtp is not None
+        mail = smtp.mail(outgoing.envelope_from, options)
+        if mail[0] != 250:
+            return self._envelope_outcome(outgoing, mail, [], None)
+        replies: list[Reply] = []
+        for recipient in outgoing.recipients:
+            replies.append(smtp.rcpt(recipient))
+            if replies[-1][0] == 421:
+                return self._envelope_outcome(outgoing, mail, replies, None)
+        if not any(code in (250, 251) for code, _ in replies):
+            return self._envelope_outcome(outgoing, mail, replies, None)
+        smtp.putcmd("data")
+        return self._envelope_outcome(outgoing, mail, replies, smtp.getreply())
+
+    def _transact_pipelined(self, outgoing: Outgoing, options: list[str]) -> Outcome:
+        smtp = self._smtp
+        assert smtp is not None
+        smtputf8 = any(option.lower() == "smtputf8" for option in options)
+        smtp.command_encoding = "utf-8" if smtputf8 else "ascii"
+        option_text = "".join(" " + option for option in options)
+        commands = [f"MAIL FROM:{smtplib.quoteaddr(outgoing.envelope_from)}{option_text}"]
+        commands += [f"RCPT TO:{smtplib.quoteaddr(rcpt)}" for rcpt in outgoing.recipients]
+        commands.append("DATA")
+        smtp.send("".join(command + "\r\n" for command in commands))
+        # Replies come in command order (RFC 2920 section 3.1). After a 421 the
+        # server closes the connection, so no further reply will come.
+        mail = smtp.getreply()
+        if mail[0] == 421:
+            return self._envelope_outcome(outgoing, mail, [], None)
+        replies: list[Reply] = []
+        for _ in outgoing.recipients:
+            replies.append(smtp.getreply())
+            if replies[-1][0] == 421:
+                return self._envelope_outcome(outgoing, mail, replies, None)
+        return self._envelope_outcome(outgoing, mail, replies, smtp.getreply())
+
+    def _envelope_outcome(
+        self,
+        outgoing: Outgoing,
+        mail: Reply,
+        rcpt_replies: list[Reply],
+        data: Reply | None,
+    ) -> Outcome:
+        """Finish the transaction from the MAIL, RCPT and DATA replies.
+
+        ``data`` is None when DATA was not sent. Under pipelining the server
+        answers DATA with 354 only when MAIL and at least one RCPT succeeded
+        (RFC 2920 section 3.1); a server that answers 354 anyway is waiting for
+        the message, so the connection is dropped instead of sending one.
+        """
+        in_data_mode = data is not None and data[0] == 354
+        if mail[0] != 250:
+            if in_data_mode:
+                self.discard()
+            return self._refused_transaction("MAIL", *mail)
+        refused = {
+            recipient: (code, _decode(reply))
+            for recipient, (code, reply) in zip(outgoing.recipients, rcpt_replies)
+            if code not in (250, 251)
+        }
+        if len(rcpt_replies) < len(outgoing.recipients) or len(refused) == len(
+            outgoing.recipients
+        ):
+            if in_data_mode:
+                self.discard()
+            code, text = _most_hopeful(refused)
+            outcome = self._refused_transaction("RCPT", code, text)
+            outcome.refused = refused
+            return outcome
+        assert data is not None
+        if not in_data_mode:
+            return self._refused_transaction("DATA", *data)
+        return self._send_data(outgoing, refused)
+
+    def _send_data(self, outgoing: Outgoing, refused: dict[str, tuple[int, str]]) -> Outcome:
+        smtp = self._smtp
+        assert smtp is not None
+        data = _DOT_AT_LINE_START.sub(b"..", outgoing.data)
+        if not data.endswith(b"\r\n"):
+            data += b"\r\n"
+        smtp.send(data + b".\r\n")
+        self._handed_over = True
+        code, reply = smtp.getreply()
         self.messages_sent += 1
+        self.last_used = time.monotonic()
         text = _decode(reply)
+        if code == 421:
+            self.discard()
         status = classify(code)
         if status == SENT and refused:
             names = ", ".join(refused)
@@ -292,23 +500,79 @@ class Connection:
                 error=f"The server refused {names}; the other recipients were accepted.",
                 refused=refused,
                 handed_over=True,
+                command="EOD",
             )
         error = "" if status == SENT else f"The server did not accept the message: {code} {text}"
-        return Outcome(status, code, text, error=error, handed_over=True)
+        return Outcome(
+            status,
+            code,
+            text,
+            error=error,
+            refused=refused,
+            handed_over=True,
+            reconnect=self._smtp is None,
+            command="EOD",
+        )
 
     def _refused_transaction(self, command: str, code: int, reply: bytes | str) -> Outcome:
         text = _decode(reply)
-        try:
-            self._smtp.rset()
-        except (smtplib.SMTPException, OSError):
+        if code == 421:
+            # 421 means the server is closing the channel (RFC 5321 section 3.8).
             self.discard()
+        elif self._smtp is not None:
+            try:
+                self._smtp.rset()
+            except (smtplib.SMTPException, OSError):
+                self.discard()
         return Outcome(
             classify(code),
             code,
             text,
             error=f"The server refused {command}: {code} {text}",
             reconnect=self._smtp is None,
+            command=command,
         )
+
+    def _lost(self, exc: BaseException) -> Outcome:
+        timed_out = _is_timeout(exc)
+        self.discard()
+        timeout = self.config.timeout
+        if self._handed_over:
+            if timed_out:
+                error = (
+                    f"The server did not answer within {timeout:g} s after the "
+                    "message was sent, so it may have been delivered; it is not sent "
+                    "again automatically."
+                )
+            else:
+                error = (
+                    "The connection was lost after the message was sent and before "
+                    "the server replied, so it may have been delivered; it is not "
+                    f"sent again automatically ({exc})."
+                )
+            return Outcome(
+                UNKNOWN,
+                error=error,
+                handed_over=True,
+                reconnect=True,
+                timed_out=timed_out,
+            )
+        if timed_out:
+            error = (
+                f"The server did not answer within {timeout:g} s before the message "
+                "was sent, so it was not delivered."
+            )
+        else:
+            error = f"The connection was lost before the message was sent ({exc})."
+        return Outcome(
+            DEFERRED,
+            error=error,
+            reconnect=True,
+            connection_lost=True,
+            timed_out=timed_out,
+        )
+
+    # -- closing ------------------------------------------------------------------
 
     def abort(self) -> None:
         """Shut the socket down from another thread.
@@ -338,23 +602,45 @@ class Connection:
             self._smtp = None
 
 
+def _most_hopeful(refused: dict[str, tuple[int, str]]) -> tuple[int, str]:
+    """Return the reply that decides a transaction whose recipients were all refused.
+
+    A 421 wins because the server closed the connection with it; then a temporary
+    (4xx) refusal, so that the row is retried rather than failed.
+    """
+    replies = list(refused.values())
+    for code, text in replies:
+        if code == 421:
+            return code, text
+    for code, text in replies:
+        if 400 <= code < 500:
+            return code, text
+    return replies[0]
+
+
+def _no_greeting_message(config: SMTPConfig) -> str:
+    text = (
+        f"{config.host}:{config.port} accepted the connection but sent no greeting "
+        f"within {config.connect_timeout:g} s."
+    )
+    if config.security != "tls" and config.port == 465:
+        return text + (
+            " Port 465 expects implicit TLS from the first byte: use smtps:// "
+            "(security='tls')."
+        )
+    if config.security != "tls":
+        return text + (
+            " If the server expects implicit TLS from the first byte (usually port "
+            "465), use smtps:// (security='tls'); otherwise raise connect_timeout."
+        )
+    return text + " Raise connect_timeout if the server is slow to greet."
+
+
 def _close_quietly(smtp: smtplib.SMTP) -> None:
     try:
         smtp.quit()
     except (smtplib.SMTPException, OSError):
         smtp.close()
-
-
-def _auth_hint(host: str) -> str:
-    host = host.lower()
-    if host.endswith(("gmail.com", "googlemail.com")):
-        return "; Gmail accepts only an app password or OAuth, not the account password"
-    if host.endswith(("office365.com", "outlook.com")):
-        return (
-            "; Microsoft 365 answers 535 5.7.139 when SMTP AUTH is disabled for the "
-            "mailbox or tenant"
-        )
-    return ""
 
 
 def _tls_error(config: SMTPConfig, exc: ssl.SSLError) -> MailkitError:

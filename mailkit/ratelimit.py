@@ -1,0 +1,124 @@
+"""A message rate shared by all workers: a token bucket, and pauses after throttling.
+
+:class:`RateLimiter` is a token bucket kept as the time at which the bucket is
+next full (the "generic cell rate algorithm" form): each message start takes one
+token, tokens come back at ``rate`` per second, and at most ``burst`` messages
+may start back to back. Each worker reserves its start time under a lock and
+sleeps outside it, so the limit holds over all workers together.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import threading
+import time
+
+from .errors import ConfigurationError
+
+__all__ = ["RateLimiter", "parse_rate"]
+
+_RATE = re.compile(
+    r"^\s*(?P<count>\d+(?:\.\d*)?|\.\d+)\s*(?:/|per\s+)\s*"
+    r"(?P<unit>s|sec|second|m|min|minute|h|hr|hour|d|day)s?\s*$",
+    re.IGNORECASE,
+)
+_UNIT_SECONDS = {
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "minute": 60.0,
+    "h": 3600.0,
+    "hr": 3600.0,
+    "hour": 3600.0,
+    "d": 86400.0,
+    "day": 86400.0,
+}
+
+
+def parse_rate(rate: float | str | None) -> float | None:
+    """Return ``rate`` in messages per second; None or 0 means no limit.
+
+    A number is messages per second; a string gives its unit, such as
+    ``"30/min"``, ``"0.5/s"`` or ``"1000 per hour"``.
+    """
+    if rate is None:
+        return None
+    if isinstance(rate, bool):
+        raise ConfigurationError(f"Invalid rate {rate!r}: give messages per second.")
+    if isinstance(rate, (int, float)):
+        value = float(rate)
+    elif isinstance(rate, str):
+        match = _RATE.match(rate)
+        if match is None:
+            raise ConfigurationError(
+                f"Invalid rate {rate!r}: give a number of messages per second, or a "
+                "string such as '30/min', '2/s' or '1000/hour'."
+            )
+        value = float(match["count"]) / _UNIT_SECONDS[match["unit"].lower()]
+    else:
+        raise ConfigurationError(
+            f"Invalid rate {rate!r}: give a number of messages per second or a "
+            "string such as '30/min'."
+        )
+    if not math.isfinite(value) or value < 0:
+        raise ConfigurationError(
+            f"Invalid rate {rate!r}: give a finite number of 0 or more."
+        )
+    return value or None
+
+
+class RateLimiter:
+    """Spaces message starts over all workers: ``rate`` per second, ``burst`` at once.
+
+    ``rate`` None means no rate limit; pauses still apply. Each start waits an
+    extra random 0 to ``jitter`` seconds. :meth:`pause` holds every start back
+    for a while, which the engine does when the server throttles.
+    """
+
+    def __init__(
+        self, rate: float | None = None, *, burst: int = 1, jitter: float = 0.0
+    ) -> None:
+        if burst < 1:
+            raise ConfigurationError(f"Invalid burst {burst!r}: give 1 or more.")
+        self.rate = rate
+        self.burst = burst
+        self.jitter = jitter
+        self._interval = 1.0 / rate if rate else 0.0
+        # The time at which the bucket is next full; a start at time t is
+        # allowed when t >= self._full_at - (burst - 1) * interval.
+        self._full_at = time.monotonic()
+        self._paused_until = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def limited(self) -> bool:
+        return self._interval > 0 or self.jitter > 0
+
+    def reserve(self) -> float:
+        """Take one token and return the monotonic time at which the start may happen."""
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._paused_until)
+            if self._interval > 0 or self.jitter > 0:
+                earliest = self._full_at - (self.burst - 1) * self._interval
+                start = max(start, earliest)
+                gap = self._interval + (random.uniform(0, self.jitter) if self.jitter else 0.0)
+                self._full_at = max(self._full_at, start) + gap
+            return start
+
+    def wait(self, stop: threading.Event) -> bool:
+        """Block until this worker may start a message; False if ``stop`` was set."""
+        start = self.reserve()
+        delay = start - time.monotonic()
+        if delay > 0:
+            return not stop.wait(delay)
+        return not stop.is_set()
+
+    def pause(self, seconds: float) -> None:
+        """Start no message for ``seconds`` from now (longer pauses win)."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
