@@ -25,7 +25,7 @@ MODES = ("instant", "fast", "safe")
 DEFAULT_MAX_WORKERS = 10
 #: Concurrent SMTP sessions at most, unless the caller or a provider preset sets
 #: another cap. Small, because providers cap sessions per account (Microsoft 365
-#: at 3) and answer more with 421.
+#: at 3) and reply 421 or 432 to more.
 DEFAULT_MAX_CONNECTIONS = 10
 DEFAULT_SAFE_DELAY = 1.0
 

@@ -1,7 +1,7 @@
 """One SMTP connection on top of :mod:`smtplib`, and the outcome of one transaction.
 
 The transaction is driven command by command rather than with
-``SMTP.sendmail`` so that the code knows whether the final "." was sent: a
+``SMTP.sendmail`` so that the code records whether the final "." was sent: a
 failure before it means the server cannot have accepted the message, a failure
 after it means the outcome is unknown. When the server offers PIPELINING (RFC
 2920), MAIL, every RCPT and DATA go out in one write and their replies are read
@@ -255,7 +255,7 @@ class Connection:
         except (OSError, smtplib.SMTPException) as exc:
             if _is_timeout(exc):
                 raise SMTPTimeoutError(
-                    f"{where} did not answer within {config.timeout:g} s while "
+                    f"{where} did not reply within {config.timeout:g} s while "
                     "opening the session."
                 ) from exc
             raise SMTPConnectError(f"The session with {where} failed: {exc}.") from exc
@@ -271,7 +271,7 @@ class Connection:
                 code=code,
                 reply=text,
             )
-        # A server without ESMTP answers EHLO with 500 or 502; HELO still works,
+        # A server without ESMTP replies to EHLO with 500 or 502; HELO still works,
         # without extensions such as PIPELINING and SIZE.
         code, reply = smtp.helo()
         if code != 250:
@@ -448,9 +448,9 @@ class Connection:
         """Finish the transaction from the MAIL, RCPT and DATA replies.
 
         ``data`` is None when DATA was not sent. Under pipelining the server
-        answers DATA with 354 only when MAIL and at least one RCPT succeeded
-        (RFC 2920 section 3.1); a server that answers 354 anyway is waiting for
-        the message, so the connection is dropped instead of sending one.
+        replies 354 to DATA only when MAIL and at least one RCPT succeeded (RFC
+        2920 section 3.1). A server that replies 354 anyway is waiting for the
+        message, so the connection is dropped instead of sending one.
         """
         in_data_mode = data is not None and data[0] == 354
         if mail[0] != 250:
@@ -467,7 +467,7 @@ class Connection:
         ):
             if in_data_mode:
                 self.discard()
-            code, text = _most_hopeful(refused)
+            code, text = _deciding_reply(refused)
             outcome = self._refused_transaction("RCPT", code, text)
             outcome.refused = refused
             return outcome
@@ -524,11 +524,12 @@ class Connection:
                 self._smtp.rset()
             except (smtplib.SMTPException, OSError):
                 self.discard()
+        command_text = {"MAIL": "MAIL FROM", "RCPT": "RCPT TO"}.get(command, command)
         return Outcome(
             classify(code),
             code,
             text,
-            error=f"The server refused {command}: {code} {text}",
+            error=f"The server refused {command_text}: {code} {text}",
             reconnect=self._smtp is None,
             command=command,
         )
@@ -540,7 +541,7 @@ class Connection:
         if self._handed_over:
             if timed_out:
                 error = (
-                    f"The server did not answer within {timeout:g} s after the "
+                    f"The server did not reply within {timeout:g} s after the "
                     "message was sent, so it may have been delivered; it is not sent "
                     "again automatically."
                 )
@@ -559,7 +560,7 @@ class Connection:
             )
         if timed_out:
             error = (
-                f"The server did not answer within {timeout:g} s before the message "
+                f"The server did not reply within {timeout:g} s before the message "
                 "was sent, so it was not delivered."
             )
         else:
@@ -602,7 +603,7 @@ class Connection:
             self._smtp = None
 
 
-def _most_hopeful(refused: dict[str, tuple[int, str]]) -> tuple[int, str]:
+def _deciding_reply(refused: dict[str, tuple[int, str]]) -> tuple[int, str]:
     """Return the reply that decides a transaction whose recipients were all refused.
 
     A 421 wins because the server closed the connection with it; then a temporary

@@ -37,7 +37,6 @@ from .replies import (
     FAILED,
     PARTIAL,
     SENT,
-    UNKNOWN,
     is_quota,
     is_session_end,
     is_throttle,
@@ -374,12 +373,28 @@ class Worker:
         return entry
 
     def _send_row(self, position: int, entry: RowEntry) -> None:
+        batch = self.batch
+        try:
+            admitted = batch.ledger.before_send(entry.outgoing, batch.stop)
+        except JournalError as exc:
+            batch.queue.put_back(position)
+            batch.halt(str(exc).rstrip("."))
+            return
+        if not admitted:
+            reason = batch.ledger.quota_stop_reason()
+            if reason:
+                batch.halt(reason, quiet=True)
+            batch.queue.put_back(position)
+            return
         result = entry.result
         if result.started_at is None:
             result.started_at = now()
         result.attempts += 1
         reused = self.connection.messages_sent > 0
+        batch.in_flight.add(position)
         outcome = self.connection.send(entry.outgoing)
+        batch.ledger.after_send(entry.outgoing, outcome)
+        batch.in_flight.discard(position)
         result.status = outcome.status
         result.smtp_code = outcome.code
         result.smtp_reply = outcome.reply

@@ -86,36 +86,45 @@ def test_pipelined_partial_recipients():
 # -- C08: message size -----------------------------------------------------------------
 
 
-def _frame_with_large_row(large_position: int, size: int) -> pd.DataFrame:
+def _frame_with_large_attachment(tmp_path, large_position: int, size: int) -> pd.DataFrame:
+    # The attachment grows by a third under base64, as a spreadsheet would.
+    report = tmp_path / "report.xlsx"
+    report.write_bytes(bytes(range(256)) * (size // 256))
     df = frame(5)
-    df["note"] = ""
-    df.loc[large_position, "note"] = "x" * size
+    df["files"] = ""
+    df.loc[large_position, "files"] = str(report)
     return df
 
 
-def test_c08_size_over_limit_fails_before_mail():
-    df = _frame_with_large_row(3, 40_000)
-    with FaultSMTPServer(max_message_size=20_000) as server:
-        results = send(df, server.url, body="{{ name }} {{ note }}", max_workers=2)
+def _send_with_files(df, url, **options):
+    return send(df, url, attachments="files", allow_empty=["files"], **options)
+
+
+def test_c08_size_over_limit_fails_before_mail(tmp_path):
+    df = _frame_with_large_attachment(tmp_path, 3, 30_000)
+    with FaultSMTPServer(max_message_size=26_000) as server:
+        results = _send_with_files(df, server.url, max_workers=2)
 
     large = results.loc[3]
     assert large["status"] == "failed"
-    assert "over the server's limit of 20000 bytes" in large["error"]
-    assert large["attempts"] == 1
+    assert "over the server's limit (SIZE) of 26000 bytes" in large["error"]
+    assert large["attempts"] == 0
     assert large["smtp_code"] is pd.NA
     assert rcpt_count(server, "row3@example.com") == 0
-    assert all(int(arg.rsplit("SIZE=", 1)[1]) < 20_000 for arg in commands(server, "MAIL"))
+    sizes = [int(argument.rsplit("SIZE=", 1)[1]) for argument in commands(server, "MAIL")]
+    assert len(sizes) == 4
+    assert max(sizes) < 26_000
     assert statuses(results) == {"sent": 4, "failed": 1}
     assert accepted_recipients(server) == {f"row{i}@example.com": 1 for i in (0, 1, 2, 4)}
 
 
-def test_c08_552_from_server_is_permanent():
+def test_c08_552_from_server_is_permanent(tmp_path):
     # SIZE is not advertised, so the client cannot check; the server answers
     # the oversized data with 552 and the row must not be retried.
-    df = _frame_with_large_row(3, 40_000)
+    df = _frame_with_large_attachment(tmp_path, 3, 30_000)
     extensions = Extensions(size=False)
-    with FaultSMTPServer(max_message_size=20_000, extensions=extensions) as server:
-        results = send(df, server.url, body="{{ name }} {{ note }}", mode="fast")
+    with FaultSMTPServer(max_message_size=26_000, extensions=extensions) as server:
+        results = _send_with_files(df, server.url, mode="fast")
 
     large = results.loc[3]
     assert large["status"] == "failed"
@@ -127,11 +136,11 @@ def test_c08_552_from_server_is_permanent():
 
 
 @pytest.mark.parametrize("size_value", [0, None], ids=["SIZE 0", "bare SIZE"])
-def test_c08_size_zero_or_bare_means_no_limit(size_value):
-    df = _frame_with_large_row(3, 40_000)
+def test_c08_size_zero_or_bare_means_no_limit(tmp_path, size_value):
+    df = _frame_with_large_attachment(tmp_path, 3, 30_000)
     extensions = Extensions(size=True, size_value=size_value)
     with FaultSMTPServer(extensions=extensions) as server:
-        results = send(df, server.url, body="{{ name }} {{ note }}", mode="fast")
+        results = _send_with_files(df, server.url, mode="fast")
 
     ehlo_reply = server.sessions[0].replies
     expected = "250-SIZE 0" if size_value == 0 else "250-SIZE"

@@ -119,20 +119,32 @@ def test_lost_after_final_dot_is_unknown_and_not_retried():
     assert statuses(results) == {"sent": 2, "unknown": 1}
 
 
-def test_retry_unknown_resends_with_same_message_id():
+def test_retry_unknown_with_journal_resends_same_message_id(tmp_path):
+    # The first run loses the connection after the final "." of row 1; a second
+    # run with the journal and retry_unknown=True sends it once more, with the
+    # recorded Message-ID, and nothing else.
+    journal = tmp_path / "campaign.sqlite"
     rules = [drop_at("EOD", times=1, transaction=2)]
     with FaultSMTPServer(rules=rules) as server:
-        results = send(frame(3), server.url, mode="fast", retry_unknown=True)
+        first = send(frame(3), server.url, mode="fast", journal=journal)
+        second = send(frame(3), server.url, mode="fast", journal=journal, retry_unknown=True)
 
-    row = results.loc[1]
-    assert row["status"] == "sent"
-    assert row["attempts"] == 2
-    received = [m for s in server.sessions for m in s.messages if m.rcpt_tos == ("row1@example.com",)]
+    assert first.loc[1, "status"] == "unknown"
+    assert second.loc[1, "status"] == "sent"
+    assert list(second["status"]) == ["skipped", "sent", "skipped"]
+    received = [
+        m for s in server.sessions for m in s.messages if m.rcpt_tos == ("row1@example.com",)
+    ]
     assert len(received) == 2
-    first, second = (
+    first_id, second_id = (
         mailkit.CapturedMessage("", (), m.data).message["Message-ID"] for m in received
     )
-    assert first == second == row["message_id"]
+    assert first_id == second_id == first.loc[1, "message_id"]
+    assert accepted_recipients(server) == {
+        "row0@example.com": 1,
+        "row1@example.com": 1,
+        "row2@example.com": 1,
+    }
 
 
 @pytest.mark.parametrize(
@@ -179,7 +191,7 @@ def test_c19_stall_after_rcpt_fails_only_that_row():
 
     row = results.loc[7]
     assert row["status"] == "deferred"
-    assert "did not answer within 0.4 s" in row["error"]
+    assert "did not reply within 0.4 s" in row["error"]
     assert "not delivered" in row["error"]
     assert row["attempts"] == 2
     assert rcpt_count(server, stalled) == 2
@@ -197,7 +209,7 @@ def test_c19_stall_after_final_dot_is_unknown():
 
     row = results.loc[2]
     assert row["status"] == "unknown"
-    assert "did not answer within 0.4 s after the message was sent" in row["error"]
+    assert "did not reply within 0.4 s after the message was sent" in row["error"]
     assert row["attempts"] == 1
     assert rcpt_count(server, stalled) == 1
     assert statuses(results) == {"sent": 5, "unknown": 1}
@@ -243,12 +255,15 @@ def test_quota_with_several_workers_sends_nothing_twice():
 
     results = caught.value.results
     counts = statuses(results)
-    assert counts["sent"] == 12
+    # Transactions that passed MAIL before the 12th message was accepted still
+    # go through, so the server may accept a few more than 12.
+    assert counts["sent"] == len(server.messages)
+    assert 12 <= counts["sent"] < 16
     assert counts["sent"] + counts.get("deferred", 0) + counts.get("skipped", 0) == 40
     assert accepted_recipients(server) == {
         df.loc[i, "email"]: 1 for i in results.index[results["status"] == "sent"]
     }
-    assert len(set(message_ids(server))) == 12
+    assert len(set(message_ids(server))) == counts["sent"]
 
 
 def test_quota_row_status_deferred_with_reply():

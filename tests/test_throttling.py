@@ -195,27 +195,33 @@ def test_parse_rate_rejects(value):
 
 def test_rate_limiter_spaces_starts_over_threads():
     limiter = RateLimiter(50.0)
-    stop = threading.Event()
-    starts: list[float] = []
+    reserved: list[float] = []
     lock = threading.Lock()
 
-    def take(count: int) -> None:
+    def reserve(count: int) -> None:
         for _ in range(count):
-            limiter.wait(stop)
+            start = limiter.reserve()
             with lock:
-                starts.append(time.monotonic())
+                reserved.append(start)
 
-    threads = [threading.Thread(target=take, args=(5,)) for _ in range(4)]
+    threads = [threading.Thread(target=reserve, args=(5,)) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(5)
-    starts.sort()
-    assert len(starts) == 20
-    # A thread may wake up late, which shortens the next gap, but no window
-    # holds more starts than the rate allows.
-    assert max_in_window(starts, 0.1) <= 0.1 * 50 + 1
-    assert starts[-1] - starts[0] >= 19 / 50 - 0.01
+    reserved.sort()
+    gaps = [later - earlier for earlier, later in zip(reserved, reserved[1:])]
+    assert len(reserved) == 20
+    assert min(gaps) >= 0.02 - 1e-9
+
+
+def test_rate_limiter_wait_sleeps_until_reserved_start():
+    limiter = RateLimiter(20.0)
+    stop = threading.Event()
+    started = time.monotonic()
+    for _ in range(5):
+        assert limiter.wait(stop)
+    assert time.monotonic() - started >= 4 / 20 - 0.005
 
 
 def test_rate_limiter_burst_and_pause():
