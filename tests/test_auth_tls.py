@@ -360,11 +360,13 @@ def test_c39_tls_verify_false_warns_and_is_recorded(certificates):
             warnings.simplefilter("always")
             results = send(frame(4), config, max_workers=2)
 
-    messages = [str(warning.message) for warning in caught]
-    assert messages == [
+    expected = (
         "TLS certificate verification is off for 127.0.0.1: anyone on the path can "
         "read the messages and the password."
-    ]
+    )
+    # Other threads of the test run may add unrelated warnings to the record.
+    messages = [str(w.message) for w in caught if "verification" in str(w.message)]
+    assert messages == [expected]
     assert results.attrs["tls_verify"] is False
     assert statuses(results) == {"sent": 4}
     assert len(server.sessions) == 2
