@@ -241,15 +241,18 @@ class Worker:
                 if position is None:
                     break
                 entry = self._entry(position)
-                if entry is None:
+                if entry is None or not self._ready(position):
                     continue
-                # The rate wait comes before the connection check, so that a
-                # connection the server closed during the wait is found before MAIL.
                 if not batch.rate.wait(batch.stop):
                     batch.queue.put_back(position)
                     break
-                if self._ready(position):
-                    self._send_row(position, entry)
+                # The server may have closed the connection during the wait; the
+                # check is a select() unless the connection was idle for long.
+                if not self.connection.is_usable():
+                    batch.count("reconnects")
+                    if not self._ready(position):
+                        continue
+                self._send_row(position, entry)
         except BaseException:  # noqa: BLE001 - reported to the calling thread
             logger.exception("worker failed")
             batch.halt("a worker failed unexpectedly; see the log")
