@@ -3,8 +3,8 @@
 :class:`RateLimiter` is a token bucket kept as the time at which the bucket is
 next full (the "generic cell rate algorithm" form): each message start takes one
 token, tokens come back at ``rate`` per second, and at most ``burst`` messages
-may start back to back. Each worker reserves its start time under a lock and
-sleeps outside it, so the limit holds over all workers together.
+may start back to back. One lock covers every worker, so the limit applies to
+all workers together.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ import time
 from .errors import ConfigurationError
 
 __all__ = ["RateLimiter", "parse_rate"]
+
+# How often a worker waiting for the limiter checks the stop event, in seconds.
+_LOCK_POLL_S = 0.1
 
 _RATE = re.compile(
     r"^\s*(?P<count>\d+(?:\.\d*)?|\.\d+)\s*(?:/|per\s+)\s*"
@@ -74,9 +77,14 @@ def parse_rate(rate: float | str | None) -> float | None:
 class RateLimiter:
     """Spaces message starts over all workers: ``rate`` per second, ``burst`` at once.
 
-    ``rate`` None means no rate limit; pauses still apply. Each start waits an
-    extra random 0 to ``jitter`` seconds. :meth:`pause` holds every start back
-    for a while, which the engine does when the server throttles.
+    ``rate`` None means no rate limit, but pauses still apply. Each start waits
+    an extra random 0 to ``jitter`` seconds. :meth:`pause` holds every start
+    back for a while, which the engine does when the server throttles.
+
+    Workers wait one at a time, and the bucket is updated with the time at
+    which a worker actually woke up. A worker that wakes up late therefore
+    delays the next start instead of letting two starts come closer together
+    than the rate allows.
     """
 
     def __init__(
@@ -88,8 +96,8 @@ class RateLimiter:
         self.burst = burst
         self.jitter = jitter
         self._interval = 1.0 / rate if rate else 0.0
-        # The time at which the bucket is next full; a start at time t is
-        # allowed when t >= self._full_at - (burst - 1) * interval.
+        # The time at which the bucket is next full: a start at time t conforms
+        # when t >= self._full_at - (burst - 1) * interval.
         self._full_at = time.monotonic()
         self._paused_until = 0.0
         self._lock = threading.Lock()
@@ -98,27 +106,38 @@ class RateLimiter:
     def limited(self) -> bool:
         return self._interval > 0 or self.jitter > 0
 
-    def reserve(self) -> float:
-        """Take one token and return the monotonic time at which the start may happen."""
-        with self._lock:
-            now = time.monotonic()
-            start = max(now, self._paused_until)
-            if self._interval > 0 or self.jitter > 0:
-                earliest = self._full_at - (self.burst - 1) * self._interval
-                start = max(start, earliest)
-                gap = self._interval + (random.uniform(0, self.jitter) if self.jitter else 0.0)
-                self._full_at = max(self._full_at, start) + gap
-            return start
+    def _earliest_start(self) -> float:
+        start = self._paused_until
+        if self.limited:
+            start = max(start, self._full_at - (self.burst - 1) * self._interval)
+        return start
 
     def wait(self, stop: threading.Event) -> bool:
         """Block until this worker may start a message; False if ``stop`` was set."""
-        start = self.reserve()
-        delay = start - time.monotonic()
-        if delay > 0:
-            return not stop.wait(delay)
-        return not stop.is_set()
+        while not self._lock.acquire(timeout=_LOCK_POLL_S):
+            if stop.is_set():
+                return False
+        try:
+            while True:
+                if stop.is_set():
+                    return False
+                delay = self._earliest_start() - time.monotonic()
+                if delay <= 0:
+                    break
+                # A pause() during the wait moves the earliest start, so the
+                # loop checks again after the wait.
+                stop.wait(min(delay, _LOCK_POLL_S * 10))
+            if self.limited:
+                gap = self._interval
+                if self.jitter:
+                    gap += random.uniform(0, self.jitter)
+                self._full_at = max(self._full_at, time.monotonic()) + gap
+            return True
+        finally:
+            self._lock.release()
 
     def pause(self, seconds: float) -> None:
         """Start no message for ``seconds`` from now (longer pauses win)."""
-        with self._lock:
-            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+        until = time.monotonic() + seconds
+        # Not under the lock, because a waiting worker holds it while it sleeps.
+        self._paused_until = max(self._paused_until, until)

@@ -194,48 +194,55 @@ def test_parse_rate_rejects(value):
 
 
 def test_rate_limiter_spaces_starts_over_threads():
-    limiter = RateLimiter(50.0)
-    reserved: list[float] = []
+    limiter = RateLimiter(20.0)
+    stop = threading.Event()
+    starts: list[float] = []
     lock = threading.Lock()
 
-    def reserve(count: int) -> None:
+    def take(count: int) -> None:
         for _ in range(count):
-            start = limiter.reserve()
+            assert limiter.wait(stop)
             with lock:
-                reserved.append(start)
+                starts.append(time.monotonic())
 
-    threads = [threading.Thread(target=reserve, args=(5,)) for _ in range(4)]
+    threads = [threading.Thread(target=take, args=(3,)) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(5)
-    reserved.sort()
-    gaps = [later - earlier for earlier, later in zip(reserved, reserved[1:])]
-    assert len(reserved) == 20
-    assert min(gaps) >= 0.02 - 1e-9
-
-
-def test_rate_limiter_wait_sleeps_until_reserved_start():
-    limiter = RateLimiter(20.0)
-    stop = threading.Event()
-    started = time.monotonic()
-    for _ in range(5):
-        assert limiter.wait(stop)
-    assert time.monotonic() - started >= 4 / 20 - 0.005
+    starts.sort()
+    gaps = [later - earlier for earlier, later in zip(starts, starts[1:])]
+    assert len(starts) == 12
+    # 10 ms of slack for the time between the limiter's start and the append.
+    assert min(gaps) >= 0.05 - 0.01
+    assert starts[-1] - starts[0] >= 11 / 20 - 0.01
 
 
 def test_rate_limiter_burst_and_pause():
     limiter = RateLimiter(10.0, burst=3)
-    now = time.monotonic()
-    first_three = [limiter.reserve() for _ in range(3)]
-    fourth = limiter.reserve()
-    assert all(start - now < 0.01 for start in first_three)
-    assert fourth - now == pytest.approx(0.1, abs=0.02)
-    limiter.pause(0.5)
-    assert limiter.reserve() - time.monotonic() >= 0.45
     stop = threading.Event()
+    started = time.monotonic()
+    for _ in range(3):
+        assert limiter.wait(stop)
+    assert time.monotonic() - started < 0.05
+    assert limiter.wait(stop)
+    assert time.monotonic() - started >= 0.095
+    limiter.pause(0.3)
+    paused_at = time.monotonic()
+    assert limiter.wait(stop)
+    assert time.monotonic() - paused_at >= 0.29
     stop.set()
     assert limiter.wait(stop) is False
+
+
+def test_rate_limiter_stop_ends_wait():
+    limiter = RateLimiter(0.5)
+    stop = threading.Event()
+    assert limiter.wait(stop)
+    threading.Timer(0.1, stop.set).start()
+    started = time.monotonic()
+    assert limiter.wait(stop) is False
+    assert time.monotonic() - started < 1.0
 
 
 def test_connection_limit_adapts():
