@@ -148,20 +148,6 @@ class Engine:
             batch.ssl_context = make_ssl_context(self.config)
         first = batch.new_connection()
         batch.limit.acquire(batch.stop, lambda: False)
-        try:
-            first.open()
-        except KeyboardInterrupt as exc:
-            batch.limit.release()
-            batch.halt(f"the run was interrupted ({type(exc).__name__})")
-            exc.results = self._finish(started)  # type: ignore[attr-defined]
-            raise
-        except BaseException:
-            batch.limit.release()
-            raise
-        batch.connection_opened()
-        # Whether the server offers SMTPUTF8, and its SIZE limit, are known only
-        # after EHLO; every row is composed after this point.
-        self.plan = batch.plan = self.plan.with_server(first.capabilities)
         workers = [
             threading.Thread(
                 target=Worker(batch, first if index == 0 else None).run,
@@ -170,10 +156,37 @@ class Engine:
             )
             for index in range(min(self.settings.workers, self._to_send))
         ]
+        # The other workers start once the server has greeted the first
+        # connection, so their setup overlaps its login. They log in only after
+        # the first login succeeded, so wrong credentials cost one AUTH.
+        others = workers[1:]
+        try:
+            first.open(after_greeting=lambda: _start_all(others))
+        except BaseException as exc:
+            batch.limit.release()
+            if isinstance(exc, KeyboardInterrupt):
+                batch.halt(f"the run was interrupted ({type(exc).__name__})")
+            else:
+                batch.halt(f"the first connection failed ({type(exc).__name__})")
+            # The other workers hold no row yet, so their sessions are cut off
+            # at once instead of waiting for replies.
+            for connection in list(batch.connections):
+                connection.abort()
+            _join_all(
+                [worker for worker in others if worker.is_alive()],
+                time.monotonic() + self.config.connect_timeout + _JOIN_GRACE_S,
+            )
+            if isinstance(exc, KeyboardInterrupt):
+                exc.results = self._finish(started)  # type: ignore[attr-defined]
+            raise
+        batch.connection_opened()
+        # Whether the server offers SMTPUTF8, and its SIZE limit, are known only
+        # after EHLO; every row is composed after this point.
+        self.plan = batch.plan = self.plan.with_server(first.capabilities)
+        batch.ready.set()
         bar = open_bar(self._to_send, self.progress, f"{self.settings.mode} send")
         try:
-            for worker in workers:
-                worker.start()
+            workers[0].start()
             self._collect(workers, bar)
         except BaseException as exc:
             reason = f"the run was interrupted ({type(exc).__name__})"
@@ -365,6 +378,11 @@ class Engine:
 
     def _recipient_text(self, position: int) -> str:
         return self._batch.recipient_text(position)
+
+
+def _start_all(workers: list[threading.Thread]) -> None:
+    for worker in workers:
+        worker.start()
 
 
 def _join_all(workers: list[threading.Thread], deadline: float) -> None:

@@ -19,6 +19,7 @@ import ssl
 import time
 import warnings
 from dataclasses import dataclass, field
+from typing import Callable
 
 from .auth import log_in
 from .capabilities import ServerCapabilities
@@ -34,7 +35,7 @@ from .errors import (
 )
 from .replies import DEFERRED, FAILED, PARTIAL, SENT, SKIPPED, UNKNOWN, classify
 
-__all__ = ["Connection", "Outcome", "classify", "make_ssl_context"]
+__all__ = ["Connection", "LoginCancelled", "Outcome", "classify", "make_ssl_context"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,10 @@ __all__ += ["DEFERRED", "FAILED", "PARTIAL", "SENT", "SKIPPED", "UNKNOWN"]
 #: its next message. A connection that the server closed in the meantime is
 #: found without NOOP, because its socket turns readable.
 DEFAULT_IDLE_CHECK_S = 10.0
+
+class LoginCancelled(Exception):
+    """Connection.open() stopped before AUTH because ``before_login`` said so."""
+
 
 @dataclass
 class Outcome:
@@ -126,6 +131,7 @@ class Connection:
         self.idle_check_s = idle_check_s
         self._ssl_context = ssl_context
         self._smtp: smtplib.SMTP | None = None
+        self._opening: smtplib.SMTP | None = None
         self._handed_over = False
         self.messages_sent = 0
         self.opened_at: float | None = None
@@ -148,8 +154,18 @@ class Connection:
 
     # -- opening ------------------------------------------------------------------
 
-    def open(self) -> None:
+    def open(
+        self,
+        *,
+        after_greeting: Callable[[], None] | None = None,
+        before_login: Callable[[], bool] | None = None,
+    ) -> None:
         """Connect, say EHLO, start TLS when configured and log in.
+
+        ``after_greeting`` is called once the server has greeted.
+        ``before_login`` is called before AUTH; when it returns False the
+        connection is closed and LoginCancelled raised, so that other
+        connections can wait for one login to succeed before they try theirs.
 
         Raises AuthenticationError, ConfigurationError (a setting that cannot work
         with this server), SMTPSessionRefusedError (421, 454 or a refused TCP
@@ -158,9 +174,14 @@ class Connection:
         """
         config = self.config
         smtp = self._connect()
+        # Kept so that abort() from another thread reaches a session that is
+        # still opening.
+        self._opening = smtp
         try:
             smtp.sock.settimeout(config.timeout)
-            self._start_session(smtp)
+            if after_greeting is not None:
+                after_greeting()
+            self._start_session(smtp, before_login)
         except Exception:
             _close_quietly(smtp)
             raise
@@ -169,6 +190,8 @@ class Connection:
             # be the reason for the wait.
             smtp.close()
             raise
+        finally:
+            self._opening = None
         self._smtp = smtp
         self.extensions = dict(smtp.esmtp_features)
         self.capabilities = ServerCapabilities.from_ehlo(smtp)
@@ -229,7 +252,9 @@ class Connection:
         except (OSError, smtplib.SMTPException) as exc:
             raise SMTPConnectError(f"Cannot connect to {where}: {exc}.") from exc
 
-    def _start_session(self, smtp: smtplib.SMTP) -> None:
+    def _start_session(
+        self, smtp: smtplib.SMTP, before_login: Callable[[], bool] | None
+    ) -> None:
         config = self.config
         where = f"{config.host}:{config.port}"
         try:
@@ -237,6 +262,8 @@ class Connection:
             if config.security == "starttls":
                 self._starttls(smtp)
             if config.username:
+                if before_login is not None and not before_login():
+                    raise LoginCancelled("The login was cancelled: the run stopped.")
                 self._login(smtp)
         except MailkitError:
             raise
@@ -581,7 +608,7 @@ class Connection:
         A worker blocked on a reply then gets an error at once instead of
         waiting for the timeout; the worker still closes the connection itself.
         """
-        smtp = self._smtp
+        smtp = self._smtp or self._opening
         sock = getattr(smtp, "sock", None) if smtp is not None else None
         if sock is None:
             return

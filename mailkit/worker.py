@@ -44,7 +44,7 @@ from .replies import (
 from .results import RowResult
 from .retry import RetryPolicy
 from .stop import StopSignal
-from .transport import Connection, Outcome
+from .transport import Connection, LoginCancelled, Outcome
 from .workqueue import RowQueue
 
 __all__ = ["BatchState", "RowEntry", "Worker"]
@@ -112,6 +112,9 @@ class BatchState:
         self.reported: list[RowResult | None] = [None] * len(row_labels)
         self.entries: dict[int, RowEntry] = {}
         self.stop = threading.Event()
+        # Set once the first connection is open and the plan knows the server's
+        # capabilities; workers compose no row and try no login before.
+        self.ready = threading.Event()
         self.stop_reason = ""
         # A quiet stop (the caller's stop signal, the end of daily_quota)
         # returns the results instead of raising BatchStopped.
@@ -141,6 +144,13 @@ class BatchState:
             return False
         self.halt(reason, quiet=True)
         return True
+
+    def wait_ready(self) -> bool:
+        """Wait until the first connection is open; False when the run stopped."""
+        while not self.ready.is_set():
+            if self.stop.wait(_SLEEP_SLICE_S):
+                return False
+        return not self.stop.is_set()
 
     def recipient_text(self, position: int) -> str:
         return self.plan.recipient_text(self.row_values(position))
@@ -223,6 +233,9 @@ class Worker:
     def run(self) -> None:
         batch = self.batch
         try:
+            self._preconnect()
+            if not batch.wait_ready():
+                return
             while not batch.stop.is_set():
                 if not self._has_slot:
                     if not batch.limit.acquire(batch.stop, batch.queue.finished):
@@ -263,6 +276,42 @@ class Worker:
             batch.events.put(("exit", None))
 
     # -- the connection -------------------------------------------------------------
+
+    def _preconnect(self) -> None:
+        """Open this worker's connection before any row is due.
+
+        The login waits for the first connection's login. A failure here
+        involves no row: the worker tries again when it takes one.
+        """
+        batch = self.batch
+        if self.connection.is_open:
+            return
+        if not batch.limit.acquire(batch.stop, batch.queue.finished):
+            return
+        self._has_slot = True
+        try:
+            self.connection.open(before_login=batch.wait_ready)
+        except LoginCancelled:
+            return
+        except SMTPSessionRefusedError as exc:
+            self._release_slot()
+            batch.log_throttle(batch.limit.session_refused(exc.code, exc.reply), None)
+            batch.sleep(batch.retry.delay(1))
+            return
+        except (AuthenticationError, ConfigurationError) as exc:
+            self._release_slot()
+            if batch.ready.is_set():
+                batch.halt(str(exc).rstrip("."))
+            return
+        except SMTPError as exc:
+            self._release_slot()
+            logger.info("could not open a connection to %s (%s)", batch.config.host, exc)
+            return
+        batch.connection_opened()
+
+    def _release_slot(self) -> None:
+        self._has_slot = False
+        self.batch.limit.release()
 
     def _ready(self, position: int) -> bool:
         """Make sure the connection is open and usable for the row at ``position``.
@@ -397,7 +446,11 @@ class Worker:
         batch.in_flight.add(position)
         outcome = self.connection.send(entry.outgoing)
         batch.ledger.after_send(entry.outgoing, outcome)
-        batch.in_flight.discard(position)
+        if not outcome.handed_over:
+            # Nothing reached the server, so the row is not in transit while it
+            # waits for a retry. A handed-over row stays in transit until
+            # _finish() has kept its result.
+            batch.in_flight.discard(position)
         result.status = outcome.status
         result.smtp_code = outcome.code
         result.smtp_reply = outcome.reply
