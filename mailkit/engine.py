@@ -149,11 +149,7 @@ class Engine:
         first = batch.new_connection()
         batch.limit.acquire(batch.stop, lambda: False)
         workers = [
-            threading.Thread(
-                target=Worker(batch, first if index == 0 else None).run,
-                name=f"mailkit-worker-{index}",
-                daemon=True,
-            )
+            _WorkerThread(Worker(batch, first if index == 0 else None), index)
             for index in range(min(self.settings.workers, self._to_send))
         ]
         # The other workers start once the server has greeted the first
@@ -172,10 +168,7 @@ class Engine:
             # at once instead of waiting for replies.
             for connection in list(batch.connections):
                 connection.abort()
-            _join_all(
-                [worker for worker in others if worker.is_alive()],
-                time.monotonic() + self.config.connect_timeout + _JOIN_GRACE_S,
-            )
+            _join_all(others, time.monotonic() + self.config.connect_timeout + _JOIN_GRACE_S)
             if isinstance(exc, KeyboardInterrupt):
                 exc.results = self._finish(started)  # type: ignore[attr-defined]
             raise
@@ -209,7 +202,7 @@ class Engine:
     def _user_stop_requested(self) -> bool:
         return self._batch.user_stop_requested(USER_STOP_REASON)
 
-    def _collect(self, workers: list[threading.Thread], bar: Any) -> None:
+    def _collect(self, workers: list[_WorkerThread], bar: Any) -> None:
         done = 0
         running = len(workers)
         while running:
@@ -256,7 +249,7 @@ class Engine:
             self.progress_callback(done, self._to_send, result.as_record())
 
     def _shut_down(
-        self, workers: list[threading.Thread], bar: Any, reason: str
+        self, workers: list[_WorkerThread], bar: Any, reason: str
     ) -> None:
         """Stop the workers after an exception in the calling thread.
 
@@ -279,13 +272,13 @@ class Engine:
                 abort = True
 
     def _stop_now(
-        self, workers: list[threading.Thread], bar: Any, reason: str, *, abort: bool
+        self, workers: list[_WorkerThread], bar: Any, reason: str, *, abort: bool
     ) -> None:
         batch = self._batch
         batch.halt(reason)
         if not abort:
             _join_all(workers, time.monotonic() + self.config.timeout + _JOIN_GRACE_S)
-        if any(worker.is_alive() for worker in workers):
+        if any(worker.running for worker in workers):
             for connection in list(batch.connections):
                 connection.abort()
             _join_all(workers, time.monotonic() + _ABORT_JOIN_S)
@@ -380,20 +373,48 @@ class Engine:
         return self._batch.recipient_text(position)
 
 
-def _start_all(workers: list[threading.Thread]) -> None:
+class _WorkerThread(threading.Thread):
+    """The thread of one worker, with its own record of having ended.
+
+    The shutdown waits on ``ended`` rather than ``is_alive()``: in CPython 3.11
+    a KeyboardInterrupt that lands inside ``join()`` makes
+    ``threading.Thread._wait_for_tstate_lock`` release the running thread's own
+    lock and mark it stopped, so ``is_alive()`` returns False while it runs.
+    """
+
+    def __init__(self, worker: Worker, index: int) -> None:
+        super().__init__(target=worker.run, name=f"mailkit-worker-{index}", daemon=True)
+        self.ended = threading.Event()
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            self.ended.set()
+
+    @property
+    def running(self) -> bool:
+        """Started and not ended."""
+        return self.ident is not None and not self.ended.is_set()
+
+
+def _start_all(workers: list[_WorkerThread]) -> None:
     for worker in workers:
         worker.start()
 
 
-def _join_all(workers: list[threading.Thread], deadline: float) -> None:
-    """Wait for the workers until the monotonic ``deadline``.
+def _join_all(workers: list[_WorkerThread], deadline: float) -> None:
+    """Wait for the started workers to end, until the monotonic ``deadline``.
 
     Waits in short slices so that a KeyboardInterrupt raised without a real
     signal is noticed between them.
     """
     for worker in workers:
-        while worker.is_alive():
+        while worker.running:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            worker.join(min(_STOP_POLL_S, remaining))
+            worker.ended.wait(min(_STOP_POLL_S, remaining))
+        if worker.ident is not None:
+            # The thread returns right after setting ``ended``.
+            worker.join(max(0.0, min(_STOP_POLL_S, deadline - time.monotonic())))
