@@ -116,6 +116,8 @@ def _send(args: argparse.Namespace) -> int:
         for name in (
             "delay",
             "rate",
+            "provider",
+            "max_connections",
             "cc",
             "bcc",
             "reply_to",
@@ -232,7 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--mode", choices=("instant", "fast", "safe"), default="safe", help="sending mode (default: safe)")
     send.add_argument("--workers", type=int, default=3, help="connections in instant mode (default: 3)")
     send.add_argument("--delay", type=float, help="seconds between messages in safe mode (default: 1)")
-    send.add_argument("--rate", type=float, help="maximum messages per second over all connections")
+    send.add_argument("--rate", help="maximum messages over all connections: per second, or with a unit such as 30/min")
+    send.add_argument("--provider", help="apply a provider's connection cap, rate and daily quota: gmail, google-workspace, microsoft365, outlook.com or ses")
+    send.add_argument("--max-connections", dest="max_connections", type=int, help="concurrent SMTP sessions at most (default: 10, or the provider's cap)")
     send.add_argument("--journal", help="SQLite journal file: a second run sends only the rows not sent yet")
     send.add_argument("--key", help="column that identifies a row in the journal (default: the recipients)")
     send.add_argument("--retry-unknown", dest="retry_unknown", action="store_true", help="send again the rows whose outcome the journal records as unknown")

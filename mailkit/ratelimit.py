@@ -27,6 +27,7 @@ _RATE = re.compile(
     r"(?P<unit>s|sec|second|m|min|minute|h|hr|hour|d|day)s?\s*$",
     re.IGNORECASE,
 )
+_NUMBER = re.compile(r"^\s*(\d+(\.\d*)?|\.\d+)\s*$")
 _UNIT_SECONDS = {
     "s": 1.0,
     "sec": 1.0,
@@ -45,14 +46,16 @@ _UNIT_SECONDS = {
 def parse_rate(rate: float | str | None) -> float | None:
     """Return ``rate`` in messages per second; None or 0 means no limit.
 
-    A number is messages per second; a string gives its unit, such as
-    ``"30/min"``, ``"0.5/s"`` or ``"1000 per hour"``.
+    A number, or a string with only a number, is messages per second; a string
+    may give its unit, such as ``"30/min"``, ``"0.5/s"`` or ``"1000 per hour"``.
     """
     if rate is None:
         return None
     if isinstance(rate, bool):
         raise ConfigurationError(f"Invalid rate {rate!r}: give messages per second.")
     if isinstance(rate, (int, float)):
+        value = float(rate)
+    elif isinstance(rate, str) and _NUMBER.match(rate):
         value = float(rate)
     elif isinstance(rate, str):
         match = _RATE.match(rate)

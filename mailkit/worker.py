@@ -429,8 +429,14 @@ class Worker:
         try:
             admitted = batch.ledger.before_send(entry.outgoing, batch.stop)
         except JournalError as exc:
+            # No message may go out without its mark, so the run stops.
             batch.queue.put_back(position)
-            batch.halt(str(exc).rstrip("."))
+            cause = exc.__cause__ or exc
+            batch.halt(
+                f"the journal {getattr(batch.ledger.journal, 'path', '')} could not "
+                f"be written ({cause}); free disk space or fix the file's "
+                "permissions, then run the same call again"
+            )
             return
         if not admitted:
             reason = batch.ledger.quota_stop_reason()

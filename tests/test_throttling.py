@@ -181,6 +181,7 @@ def test_enhanced_status_and_session_end():
         ("3600 per hour", 1.0),
         ("1.5 / second", 1.5),
         ("86400/day", 1.0),
+        ("2.5", 2.5),
     ],
 )
 def test_parse_rate(value, expected):

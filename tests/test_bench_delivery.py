@@ -1,0 +1,23 @@
+"""The delivery benchmark runs end to end; its timings are not checked here."""
+
+from __future__ import annotations
+
+from benchmarks.delivery import run_delivery_benchmark, summarize
+
+
+def test_delivery_benchmark_small_run():
+    report = run_delivery_benchmark(messages=20, scale=0.005, repeats=1)
+
+    assert set(report.times) == {
+        "thread pool, connection per message",
+        "mailkit pooled, pipelined",
+        "mailkit pooled, not pipelined",
+        "mailkit pool of 15",
+        "mailkit adaptive, max_connections=30",
+    }
+    assert all(len(runs) == 1 for runs in report.times.values())
+    assert report.session_cap == 15
+    assert len(report.checks()) == 3
+    text = summarize(report)
+    assert "Targets:" in text
+    assert "pipelining gain" in text
