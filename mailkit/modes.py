@@ -81,10 +81,11 @@ def resolve_mode(
     """Return the settings of ``mode``.
 
     ``rate`` (messages per second as a number, or a string such as "30/min")
-    holds over all workers together and overrides the pause of safe mode;
-    ``delay`` is the pause of safe mode in seconds. ``default_rate`` (a
-    provider's published rate) applies when ``rate`` is not given; safe mode
-    then takes the lower of it and one message per ``delay``. Instant mode
+    holds over all workers together; None or 0 means no limit. ``delay`` is
+    the pause of safe mode in seconds. ``default_rate`` (a provider's
+    published rate) applies when ``rate`` is not given. A rate only ever slows
+    sending down: safe mode takes the lower of the rate and one message per
+    ``delay``. Instant mode
     opens ``min(max_workers, max_connections)`` connections;
     ``max_connections`` defaults to :data:`DEFAULT_MAX_CONNECTIONS`.
     """
@@ -113,10 +114,10 @@ def resolve_mode(
     messages_per_second = parse_rate(rate) if rate is not None else default_rate
     cap = DEFAULT_MAX_CONNECTIONS if max_connections is None else max_connections
     workers = min(max_workers, cap) if mode == "instant" else 1
-    if mode == "safe" and rate is None:
+    if mode == "safe":
         pause = DEFAULT_SAFE_DELAY if delay is None else float(delay)
         safe_rate = 1.0 / pause if pause > 0 else None
-        rates = [value for value in (safe_rate, default_rate) if value]
+        rates = [value for value in (safe_rate, messages_per_second) if value]
         messages_per_second = min(rates) if rates else None
     return RunSettings(
         mode=mode,

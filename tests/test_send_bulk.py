@@ -154,3 +154,13 @@ def test_summary_of_results_read_from_csv(server, tmp_path):
     assert stats["elapsed_s"] >= 0
     with pytest.raises(ValueError, match="Not a mailkit results DataFrame"):
         mailkit.summary(df)
+
+
+def test_rate_never_speeds_up_safe_mode():
+    from mailkit.modes import resolve_mode
+
+    assert resolve_mode("safe", delay=0.5, rate=100).rate == 2.0
+    assert resolve_mode("safe", rate="30/min").rate == 0.5
+    assert resolve_mode("safe", delay=0, rate=5).rate == 5
+    assert resolve_mode("safe").rate == 1.0
+    assert resolve_mode("instant", rate=0).rate is None
