@@ -177,10 +177,6 @@ class Engine:
         # after EHLO; every row is composed after this point.
         self.plan = batch.plan = self.plan.with_server(first.capabilities)
         batch.ready.set()
-        composer = threading.Thread(
-            target=batch.composer.run, name="mailkit-composer", daemon=True
-        )
-        composer.start()
         bar = open_bar(self._to_send, self.progress, f"{self.settings.mode} send")
         try:
             workers[0].start()
@@ -192,8 +188,6 @@ class Engine:
             exc.results = results  # type: ignore[attr-defined]
             raise
         finally:
-            batch.composer.close()
-            composer.join(_ABORT_JOIN_S)
             if bar is not None:
                 bar.close()
         results = self._finish(started)
