@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -36,3 +38,17 @@ def test_build_requires_spdx_capable_setuptools():
     assert lower_bounds, "setuptools needs a lower bound"
     assert max(lower_bounds) >= Version("77")
 
+
+def test_gitignore_ignores_capture_maildir():
+    git = shutil.which("git")
+    if git is None or not (ROOT / ".git").exists():
+        pytest.skip("needs git and a git checkout")
+    # The README's examples store captured messages in a Maildir named captured/.
+    checked = subprocess.run(
+        [git, "check-ignore", "--no-index", "captured/new/1.example"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert checked.returncode == 0, checked.stderr or "captured/ is not ignored"
