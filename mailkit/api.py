@@ -16,7 +16,7 @@ from .config import SMTPConfig, resolve_smtp
 from .engine import Engine, ProgressCallback, RetryPolicy
 from .errors import ConfigurationError, JournalError, ValidationError
 from .ledger import check_journal_options, open_ledger
-from .modes import DEFAULT_MAX_WORKERS, RunSettings, resolve_mode
+from .modes import DEFAULT_MAX_WORKERS, DEFAULT_MODE, RunSettings, resolve_mode
 from .progress import ProgressOption, check_progress_option
 from .providers import ProviderPreset, get_provider, provider_for_host
 from .stop import StopSignal, check_stop_signal
@@ -267,7 +267,7 @@ def send_bulk(
     html: TemplateSource | None = None,
     to: Any = "email",
     sender: str,
-    mode: str = "instant",
+    mode: str = DEFAULT_MODE,
     max_workers: int = DEFAULT_MAX_WORKERS,
     smtp: str | SMTPConfig | None = None,
     progress: ProgressOption = True,

@@ -15,6 +15,13 @@ import pandas as pd
 from . import __version__
 from .api import send_bulk
 from .errors import MailkitError, ValidationError
+from .modes import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_WORKERS,
+    DEFAULT_MODE,
+    DEFAULT_SAFE_DELAY,
+    MODES,
+)
 from .readers import read_table
 from .results import STATUSES, summary
 from .server import LocalSMTPServer
@@ -208,16 +215,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--examples", default=str(EXAMPLES), help="folder with recipients.csv and the templates")
     demo.add_argument("--maildir", help="Maildir folder for the captured messages (default: a new temporary folder)")
-    demo.add_argument("--workers", type=int, default=10, help="connections in parallel (default 10)")
+    demo.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_MAX_WORKERS,
+        help=f"connections in parallel (default: {DEFAULT_MAX_WORKERS})",
+    )
     demo.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     demo.set_defaults(handler=_demo)
 
     send = commands.add_parser(
         "send",
         help="send one message per row of a .csv, .tsv or .xlsx file",
-        description="Send one message per row. The defaults are careful for a real "
-        "server: safe mode, one message per second. Use --mode instant --workers N "
-        "for parallel connections.",
+        description="Send one message per row. The defaults are those of "
+        f"mailkit.send_bulk: {DEFAULT_MODE} mode over up to {DEFAULT_MAX_WORKERS} "
+        "connections in parallel. For a first run against a real server, "
+        "--mode safe sends over one connection with a pause of --delay seconds "
+        f"(default: {DEFAULT_SAFE_DELAY:g}) between messages.",
     )
     send.add_argument("table", help="recipients: .csv or .tsv (UTF-8) or .xlsx, read as text")
     send.add_argument("--subject", required=True, help="subject template, or a file that contains it")
@@ -231,12 +245,35 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--allow-empty", dest="allow_empty", action="append", metavar="COLUMN", help="let blank cells of COLUMN print as nothing (repeatable)")
     send.add_argument("--sender", required=True, help="From address, for example 'Name <me@example.com>'")
     send.add_argument("--smtp", help="server URL such as smtp+starttls://user@host:587 (default: $MAILKIT_SMTP_URL); the password comes from $MAILKIT_SMTP_PASSWORD")
-    send.add_argument("--mode", choices=("instant", "fast", "safe"), default="safe", help="sending mode (default: safe)")
-    send.add_argument("--workers", type=int, default=3, help="connections in instant mode (default: 3)")
-    send.add_argument("--delay", type=float, help="seconds between messages in safe mode (default: 1)")
+    send.add_argument(
+        "--mode",
+        choices=MODES,
+        default=DEFAULT_MODE,
+        help="sending mode: instant (parallel connections), fast (one connection, "
+        "no pauses) or safe (one connection, a pause between messages) "
+        f"(default: {DEFAULT_MODE})",
+    )
+    send.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_MAX_WORKERS,
+        help="connections in parallel in instant mode, at most --max-connections "
+        f"(default: {DEFAULT_MAX_WORKERS})",
+    )
+    send.add_argument(
+        "--delay",
+        type=float,
+        help=f"seconds between messages in safe mode (default: {DEFAULT_SAFE_DELAY:g})",
+    )
     send.add_argument("--rate", help="maximum messages over all connections: per second, or with a unit such as 30/min")
     send.add_argument("--provider", help="apply a provider's connection cap, rate and daily quota: gmail, google-workspace, microsoft365, outlook.com or ses")
-    send.add_argument("--max-connections", dest="max_connections", type=int, help="concurrent SMTP sessions at most (default: 10, or the provider's cap)")
+    send.add_argument(
+        "--max-connections",
+        dest="max_connections",
+        type=int,
+        help="maximum concurrent SMTP sessions "
+        f"(default: {DEFAULT_MAX_CONNECTIONS}, or the provider's cap)",
+    )
     send.add_argument("--journal", help="SQLite journal file: a second run sends only the rows not sent yet")
     send.add_argument("--key", help="column that identifies a row in the journal (default: the recipients)")
     send.add_argument("--retry-unknown", dest="retry_unknown", action="store_true", help="send again the rows whose outcome the journal records as unknown")

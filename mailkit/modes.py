@@ -16,12 +16,16 @@ from .ratelimit import parse_rate
 __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_WORKERS",
+    "DEFAULT_MODE",
+    "DEFAULT_SAFE_DELAY",
     "MODES",
     "RunSettings",
     "resolve_mode",
 ]
 
 MODES = ("instant", "fast", "safe")
+#: The mode of send_bulk and of ``mailkit send`` when none is given.
+DEFAULT_MODE = "instant"
 DEFAULT_MAX_WORKERS = 10
 #: Concurrent SMTP sessions at most, unless the caller or a provider preset sets
 #: another cap. Small, because providers cap sessions per account (Microsoft 365

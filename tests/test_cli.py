@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import mailkit
+from mailkit.cli import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -132,3 +136,40 @@ def test_serve_port_in_use(tmp_path):
     assert done.returncode == 2
     assert f"Cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def _send_bulk_default(name: str):
+    return inspect.signature(mailkit.send_bulk).parameters[name].default
+
+
+def test_send_defaults_match_send_bulk():
+    args = build_parser().parse_args(
+        ["send", "people.csv", "--subject", "Hi", "--body", "b.txt", "--sender", "a@b.c"]
+    )
+    assert args.mode == _send_bulk_default("mode")
+    assert args.workers == _send_bulk_default("max_workers")
+    assert args.to == _send_bulk_default("to")
+
+
+def test_send_help_states_defaults():
+    done = _run("send", "--help", timeout=30)
+    assert done.returncode == 0, done.stderr
+    text = " ".join(done.stdout.split())
+    assert f"(default: {_send_bulk_default('mode')})" in text
+    assert f"(default: {_send_bulk_default('max_workers')})" in text
+    assert "safe mode, one message per second" not in text
+
+
+def test_send_uses_api_default_mode(tmp_path, server):
+    csv = tmp_path / "people.csv"
+    csv.write_text("email\na@example.com\nb@example.com\nc@example.com\n", encoding="utf-8")
+    body = tmp_path / "body.txt"
+    body.write_text("Hello", encoding="utf-8")
+    done = _run("-v", "send", str(csv), "--subject", "Hi", "--body", str(body),
+                "--sender", "me@example.com", "--smtp", server.url, "--no-progress")
+    assert done.returncode == 0, done.stderr
+    mode = _send_bulk_default("mode")
+    workers = _send_bulk_default("max_workers")
+    assert f"in {mode} mode with up to {workers} connection(s)" in done.stderr
+    assert "3 rows: 3 sent" in done.stdout
+    assert len(server.messages) == 3
