@@ -243,8 +243,9 @@ class Engine:
             )
         self._counts[result.status] = self._counts.get(result.status, 0) + 1
         if bar is not None:
-            bar.update(1)
+            # The counts go in first, so that the redraw of update() shows them.
             bar.set_postfix(self._counts, refresh=False)
+            bar.update(1)
         if self.progress_callback is not None:
             self.progress_callback(done, self._to_send, result.as_record())
 

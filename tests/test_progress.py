@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import threading
 
@@ -161,3 +162,48 @@ def test_send_bulk_inside_running_event_loop(server):
     results = asyncio.run(caller())
     assert (results["status"] == "sent").all()
     assert len(server.messages) == 3
+
+
+class EveryDrawBar(tqdm.std.tqdm):
+    """A text bar on the current stderr that redraws on every update."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.update(file=sys.stderr, mininterval=0, miniters=1)
+        super().__init__(*args, **kwargs)
+
+
+@pytest.fixture
+def odd_rows_refused_server():
+    """A server that refuses the recipients of the odd rows of ``_frame``."""
+    handler = RejectingHandler({f"user{i}@example.com" for i in range(1, 100, 2)})
+    controller = Controller(handler, hostname="127.0.0.1", port=0)
+    import socket
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        controller.port = free.getsockname()[1]
+    controller.start()
+    try:
+        yield handler, f"smtp://127.0.0.1:{controller.port}"
+    finally:
+        controller.stop()
+
+
+_BAR_STATE = re.compile(r"(\d+)/(\d+) \[[^\]\r\n]*?((?:, \w+=\d+)+)\]")
+
+
+def test_bar_postfix_counts_every_row(odd_rows_refused_server, monkeypatch, capsys):
+    monkeypatch.delenv("MAILKIT_PROGRESS", raising=False)
+    _, url = odd_rows_refused_server
+    mailkit.send_bulk(
+        _frame(12), subject="Hi", body="x", sender=SENDER, smtp=url, max_workers=3,
+        progress=EveryDrawBar,
+    )
+    err = capsys.readouterr().err
+    states = _BAR_STATE.findall(err)
+    assert states, err
+    for done, total, postfix in states:
+        counts = [int(part.split("=")[1]) for part in postfix.strip(", ").split(", ")]
+        assert sum(counts) == int(done), f"{done}/{total} shows {postfix.strip(', ')}"
+    assert states[-1][0] == "12"
+
