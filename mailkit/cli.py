@@ -14,6 +14,7 @@ import pandas as pd
 
 from . import __version__
 from .api import send_bulk
+from .barlog import StderrBarHandler
 from .errors import MailkitError, ValidationError
 from .modes import (
     DEFAULT_MAX_CONNECTIONS,
@@ -295,6 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
+        handlers=[StderrBarHandler()],
     )
     try:
         return args.handler(args)

@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from .barlog import ROW_ATTRIBUTE, BatchLogRouter
 from .compose import MessagePlan
 from .config import SMTPConfig
 from .errors import BatchStopped
@@ -178,6 +179,7 @@ class Engine:
         self.plan = batch.plan = self.plan.with_server(first.capabilities)
         batch.ready.set()
         bar = open_bar(self._to_send, self.progress, f"{self.settings.mode} send")
+        self._log_router = BatchLogRouter()
         try:
             workers[0].start()
             self._collect(workers, bar)
@@ -190,6 +192,7 @@ class Engine:
         finally:
             if bar is not None:
                 bar.close()
+            self._log_router.remove()
         results = self._finish(started)
         if batch.stop_reason and not batch.quiet_stop:
             raise BatchStopped(
@@ -206,6 +209,7 @@ class Engine:
         done = 0
         running = len(workers)
         while running:
+            self._log_router.write_held()
             try:
                 kind, payload = self._batch.events.get(timeout=_STOP_POLL_S)
             except queue.Empty:
@@ -240,6 +244,7 @@ class Engine:
                 result.to,
                 result.status,
                 result.error,
+                extra={ROW_ATTRIBUTE: result.label},
             )
         self._counts[result.status] = self._counts.get(result.status, 0) + 1
         if bar is not None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import re
+import subprocess
 import sys
 import threading
 
@@ -13,6 +16,7 @@ import tqdm.std
 from aiosmtpd.controller import Controller
 
 import mailkit
+from mailkit import barlog
 from mailkit import progress as progress_module
 
 SENDER = "Team <team@example.com>"
@@ -207,3 +211,98 @@ def test_bar_postfix_counts_every_row(odd_rows_refused_server, monkeypatch, caps
         assert sum(counts) == int(done), f"{done}/{total} shows {postfix.strip(', ')}"
     assert states[-1][0] == "12"
 
+
+def _no_logging_configured(monkeypatch):
+    # pytest attaches its capture handlers to the root logger; a fresh user's
+    # session has none, so Python falls back to logging.lastResort.
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    assert not logging.getLogger("mailkit").hasHandlers()
+
+
+def test_row_warnings_print_above_bar(odd_rows_refused_server, monkeypatch, capsys):
+    monkeypatch.delenv("MAILKIT_PROGRESS", raising=False)
+    _no_logging_configured(monkeypatch)
+    _, url = odd_rows_refused_server
+    results = mailkit.send_bulk(
+        _frame(30), subject="Hi", body="x", sender=SENDER, smtp=url, max_workers=3,
+        progress=EveryDrawBar,
+    )
+    assert (results["status"] == "failed").sum() == 15
+    err = capsys.readouterr().err
+    warnings_shown = re.findall(r"(.?)row \d+ to user\d+@example\.com: failed", err)
+    assert len(warnings_shown) == barlog.SHOWN_ROW_WARNINGS
+    # Each warning starts a line of its own: the bar was cleared before it.
+    assert set(warnings_shown) <= {"\r", "\n", ""}, err
+    assert "... and 5 more row warning(s) not shown" in err
+    assert "results DataFrame has the status and error of every row" in err
+    assert logging.getLogger("mailkit").handlers == []
+
+
+def test_configured_logging_gets_every_warning(
+    odd_rows_refused_server, monkeypatch, capsys, caplog
+):
+    monkeypatch.delenv("MAILKIT_PROGRESS", raising=False)
+    _, url = odd_rows_refused_server
+    with caplog.at_level(logging.WARNING, logger="mailkit"):
+        mailkit.send_bulk(
+            _frame(30), subject="Hi", body="x", sender=SENDER, smtp=url,
+            max_workers=3, progress=EveryDrawBar,
+        )
+    row_records = [r for r in caplog.records if hasattr(r, barlog.ROW_ATTRIBUTE)]
+    assert len(row_records) == 15
+    assert sorted(r.mailkit_row for r in row_records) == list(range(1, 30, 2))
+    assert "more row warning(s) not shown" not in capsys.readouterr().err
+
+
+def test_router_writes_other_threads_later(monkeypatch, capsys):
+    _no_logging_configured(monkeypatch)
+    router = barlog.BatchLogRouter()
+    logger = logging.getLogger("mailkit.worker")
+    try:
+        thread = threading.Thread(
+            target=lambda: logger.warning("from the worker"), name="mailkit-test-log"
+        )
+        thread.start()
+        thread.join(5)
+        assert "from the worker" not in capsys.readouterr().err
+        logger.warning("from the caller")
+        assert capsys.readouterr().err == "from the caller\n"
+        router.write_held()
+        assert capsys.readouterr().err == "from the worker\n"
+    finally:
+        router.remove()
+    assert logging.getLogger("mailkit").handlers == []
+
+
+def test_router_stays_out_when_logging_configured():
+    handler = logging.NullHandler()
+    logging.getLogger("mailkit").addHandler(handler)
+    try:
+        router = barlog.BatchLogRouter()
+        assert not router.installed
+        assert logging.getLogger("mailkit").handlers == [handler]
+        router.remove()
+    finally:
+        logging.getLogger("mailkit").removeHandler(handler)
+
+
+def test_cli_warnings_print_above_bar(odd_rows_refused_server, tmp_path):
+    _, url = odd_rows_refused_server
+    csv = tmp_path / "people.csv"
+    csv.write_text(
+        "email\n" + "".join(f"user{i}@example.com\n" for i in range(6)),
+        encoding="utf-8",
+    )
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    env.pop("MAILKIT_PROGRESS", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "mailkit.cli", "send", str(csv), "--subject", "Hi",
+         "--body", str(csv), "--sender", "me@example.com", "--smtp", url,
+         "--mode", "fast"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert done.returncode == 1, done.stderr
+    shown = re.findall(r"(.?)WARNING mailkit\.engine: row \d+ to", done.stderr)
+    assert len(shown) == 3, done.stderr
+    assert set(shown) <= {"\r", "\n", ""}, done.stderr
+    assert "6/6" in done.stderr
