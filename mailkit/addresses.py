@@ -9,6 +9,7 @@ brackets do not split.
 from __future__ import annotations
 
 import re
+import unicodedata
 from email.headerregistry import Address
 from typing import Any, Iterable
 
@@ -124,16 +125,40 @@ def ascii_domain(domain: str) -> str:
     return ascii_name
 
 
+def _invisible_character(value: str) -> str | None:
+    """Return why ``value`` is rejected when it contains a Unicode format
+    character (category Cf), such as U+200B ZERO WIDTH SPACE or U+FEFF.
+
+    Such characters show as nothing, and usually come with text copied from web
+    pages and documents.
+    """
+    for position, char in enumerate(value, start=1):
+        if unicodedata.category(char) != "Cf":
+            continue
+        name = unicodedata.name(char, "FORMAT CHARACTER")
+        return (
+            f"the address contains the invisible character {char!r} "
+            f"(U+{ord(char):04X} {name}) at character {position}; delete it or "
+            "type the address again"
+        )
+    return None
+
+
 def check_addr_spec(value: str) -> str | None:
     """Return why ``value`` is not a deliverable addr-spec, or None when it is one.
 
     Non-ASCII local parts are accepted here, because whether the server offers
     SMTPUTF8 is known only from its EHLO reply. Non-ASCII domains must be valid IDNs.
+    Invisible format characters are rejected anywhere, because IDNA mapping
+    would drop some of them silently and a local part would keep them.
     """
     if not value:
         return "the address is empty"
     if _SIMPLE_ADDR_SPEC.fullmatch(value):
         return None
+    invisible = _invisible_character(value)
+    if invisible:
+        return invisible
     if "@" not in value:
         return "the address has no @ and domain"
     local_part, _, domain = value.rpartition("@")

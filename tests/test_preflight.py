@@ -153,3 +153,45 @@ def test_subject_file_with_trailing_newline_is_accepted(server, tmp_path):
     results = mailkit.send_bulk(df, subject=subject, body="x", sender=SENDER, smtp=server.url)
     assert results["status"].tolist() == ["sent"]
     assert server.messages[0].message["Subject"] == "Hello Ann"
+
+
+@pytest.mark.parametrize(
+    "cell, escaped",
+    [
+        ("ann\u200b@example.com", "'\\u200b'"),
+        ("ann@exam\u200cple.com", "'\\u200c'"),
+        ("ann\u200d@example.com", "'\\u200d'"),
+        ("\u2060ann@example.com", "'\\u2060'"),
+        ("ann@example.com\ufeff", "'\\ufeff'"),
+        ("Ann <ann@exam\u200bple.com>", "'\\u200b'"),
+    ],
+)
+def test_invisible_character_in_address(server, cell, escaped):
+    df = pd.DataFrame({"email": ["ok@example.com", cell]}, index=["first", "second"])
+    with pytest.raises(mailkit.ValidationError) as caught:
+        mailkit.send_bulk(df, subject="Hi", body="x", sender=SENDER, smtp=server.url)
+    problems = caught.value.problems
+    assert problems["row"].tolist() == ["second"]
+    assert problems["column"].tolist() == ["email"]
+    assert problems["value"].tolist() == [cell]
+    problem = problems["problem"].iloc[0]
+    assert f"invisible character {escaped}" in problem
+    assert "delete it or type the address again" in problem
+    message = str(caught.value)
+    assert "row 'second', column 'email'" in message
+    assert escaped in message
+    assert server.sessions == 0
+    assert server.messages == []
+
+
+def test_invisible_character_in_sender(server):
+    with pytest.raises(mailkit.ConfigurationError, match=r"Invalid sender") as caught:
+        mailkit.send_bulk(
+            pd.DataFrame({"email": ["ok@example.com"]}),
+            subject="Hi",
+            body="x",
+            sender="me\u200b@example.com",
+            smtp=server.url,
+        )
+    assert "invisible character '\\u200b'" in str(caught.value)
+    assert server.sessions == 0
