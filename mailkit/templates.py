@@ -11,6 +11,7 @@ from typing import Any, Mapping, Union
 
 import jinja2
 import jinja2.meta
+import jinja2.nodes
 from markupsafe import Markup
 
 from .cells import cell_is_empty, format_cell
@@ -19,9 +20,11 @@ from .filters import FILTERS
 from .tables import html_table, text_table
 
 __all__ = [
+    "ROW_VARIABLE",
     "Template",
     "TemplateSource",
     "cell_is_empty",
+    "field_reference",
     "format_cell",
     "has_literal_line_break",
     "load_template",
@@ -29,6 +32,14 @@ __all__ = [
 ]
 
 TemplateSource = Union[str, os.PathLike]
+
+#: The template variable that contains the whole row, so that
+#: ``{{ row["first name"] }}`` reads a column whose name is not an identifier.
+ROW_VARIABLE = "row"
+
+# A print tag whose content is words separated by spaces, such as
+# {{ first name }}: a column name with spaces that Jinja2 cannot parse.
+_SPACED_NAME_TAG = re.compile(r"\{\{-?\s*([^\W\d]\w*(?:[ \t]+\w+)+)\s*-?\}\}")
 
 
 def _escape_markdown_html(value: Any) -> Any:
@@ -122,9 +133,55 @@ def load_template(
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(
             f"Syntax error in the {name} template, line {exc.lineno}: {exc.message}."
+            + _spaced_name_hint(text, exc.lineno)
         ) from exc
-    fields = frozenset(jinja2.meta.find_undeclared_variables(parsed))
-    return Template(name=name, source=text, fields=fields, compiled=compiled)
+    fields = set(jinja2.meta.find_undeclared_variables(parsed))
+    if ROW_VARIABLE in fields:
+        fields |= _row_item_names(parsed)
+    return Template(name=name, source=text, fields=frozenset(fields), compiled=compiled)
+
+
+def field_reference(name: str) -> str:
+    """Return the template text that prints the column ``name``."""
+    if name.isidentifier():
+        return f"{{{{ {name} }}}}"
+    return f"{{{{ {ROW_VARIABLE}[{_quoted(name)}] }}}}"
+
+
+def _quoted(name: str) -> str:
+    quote = "'" if '"' in name and "'" not in name else '"'
+    return quote + name.replace("\\", "\\\\").replace(quote, "\\" + quote) + quote
+
+
+def _spaced_name_hint(text: str, lineno: int | None) -> str:
+    """Return a hint for a print tag such as ``{{ first name }}`` on the line of a
+    syntax error, or "" when that line has none."""
+    lines = text.splitlines()
+    if lineno is None or not 1 <= lineno <= len(lines):
+        return ""
+    match = _SPACED_NAME_TAG.search(lines[lineno - 1])
+    if match is None:
+        return ""
+    field = " ".join(match.group(1).split())
+    return (
+        f" Jinja2 reads {match.group(0)} as separate names. If {field!r} is a "
+        f"column, write {field_reference(field)} instead."
+    )
+
+
+def _row_item_names(parsed: jinja2.nodes.Template) -> set[str]:
+    """Return the columns read as ``row["name"]``, so that preflight checks them
+    as it checks ``{{ name }}``."""
+    names = set()
+    for node in parsed.find_all(jinja2.nodes.Getitem):
+        if (
+            isinstance(node.node, jinja2.nodes.Name)
+            and node.node.name == ROW_VARIABLE
+            and isinstance(node.arg, jinja2.nodes.Const)
+            and isinstance(node.arg.value, str)
+        ):
+            names.add(node.arg.value)
+    return names
 
 
 def has_literal_line_break(template: Template) -> bool:

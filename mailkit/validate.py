@@ -27,6 +27,7 @@ from .errors import ConfigurationError, MessageError
 from .readers import EXCEL_FORMATS_ATTR
 from .headers import header_value_problem
 from .sources import ValueSource
+from .templates import field_reference
 from .unsubscribe import check_unsubscribe_url
 
 __all__ = [
@@ -233,9 +234,8 @@ def _missing_fields(plan: MessagePlan, columns: list[str]) -> list[dict[str, Any
                 _problem(
                     None,
                     name,
-                    f"the {template.name} template uses {{{{ {name} }}}}, which is "
-                    "not a "
-                    "column" + _close_names(name, columns),
+                    f"the {template.name} template uses {field_reference(name)}, "
+                    "which is not a column" + _close_names(name, columns),
                     None,
                 )
             )
