@@ -22,6 +22,7 @@ import pandas as pd
 from .compose import MessagePlan, Outgoing
 from .journal import Journal, JournalRecord
 from .results import RowResult
+from .suggestions import close_names
 from .templates import cell_is_empty
 from .transport import SKIPPED, UNKNOWN
 
@@ -129,7 +130,8 @@ def key_problems(
                 None,
                 key,
                 f"the key column {key!r} is missing; key= must name a column that "
-                "identifies each row",
+                "identifies each row"
+                + close_names(str(key), [str(name) for name in df.columns]),
                 None,
             )
         ]

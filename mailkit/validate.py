@@ -10,7 +10,6 @@ only unusual cells go through the slower per-cell parsers: 100,000 rows took
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -27,6 +26,7 @@ from .errors import ConfigurationError, MessageError
 from .readers import EXCEL_FORMATS_ATTR
 from .headers import header_value_problem
 from .sources import ValueSource
+from .suggestions import close_names as _close_names
 from .templates import field_reference
 from .unsubscribe import check_unsubscribe_url
 
@@ -106,7 +106,9 @@ def check_rows(
 
     problems: list[dict[str, Any]] = []
     problems += _missing_fields(plan, columns)
+    # allow_empty=True names no column, so only a list of names is checked.
     for option, names in (
+        ("allow_empty", allowed if allow_empty is not True else set()),
         ("skip_empty", skip_columns),
         ("fill_empty", plan.fill_empty),
     ):
@@ -192,19 +194,6 @@ def _check_empty_options(
 
 def _problem(row: Any, column: str, problem: str, value: Any) -> dict[str, Any]:
     return {"row": row, "column": column, "problem": problem, "value": value}
-
-
-def _close_names(name: str, columns: list[str]) -> str:
-    def squash(text: str) -> str:
-        return "".join(ch for ch in text.lower() if ch.isalnum())
-
-    by_squashed = {squash(column): column for column in columns}
-    close = [by_squashed[squash(name)]] if squash(name) in by_squashed else []
-    close += difflib.get_close_matches(name, columns, n=3, cutoff=0.6)
-    close = list(dict.fromkeys(close))
-    if not close:
-        return f"; the columns are {', '.join(columns[:12])}"
-    return "; did you mean " + " or ".join(repr(c) for c in close) + "?"
 
 
 def _blank_mask(cells: pd.Series) -> np.ndarray:

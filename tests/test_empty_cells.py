@@ -186,3 +186,47 @@ def test_allow_empty_true_leaves_other_options(server):
     bodies = {m.recipients[0]: text_of(parse(m.data)) for m in server.messages}
     assert bodies["alice@example.com"] == "Dear , amount due 12\n"
     assert bodies["bob@example.com"] == "Dear Bob, amount due 0\n"
+
+
+@pytest.mark.parametrize("allow_empty", [["first_nme"], "first_nme"])
+def test_allow_empty_names_missing_column(server, allow_empty):
+    with pytest.raises(mailkit.ValidationError) as caught:
+        mailkit.send_bulk(
+            _frame(),
+            subject="Hi",
+            body=BODY,
+            sender=SENDER,
+            allow_empty=allow_empty,
+            fill_empty={"amount": 0},
+            smtp=server.url,
+        )
+    problems = caught.value.problems
+    typo = problems[problems["column"] == "first_nme"]
+    assert len(typo) == 1
+    assert typo["row"].isna().all()
+    problem = typo["problem"].iloc[0]
+    assert "allow_empty= names 'first_nme', which is not a column" in problem
+    assert "did you mean 'first_name'" in problem
+    assert "allow_empty= names 'first_nme'" in str(caught.value)
+    assert server.sessions == 0
+
+
+def test_empty_options_accept_real_columns():
+    problems = mailkit.validate(
+        _frame().assign(phone=["", "555-0100"]),
+        subject="Hi",
+        body=BODY,
+        sender=SENDER,
+        allow_empty=["first_name", "phone"],
+        fill_empty={"amount": 0},
+    )
+    assert problems.empty
+
+
+def test_key_names_missing_column():
+    problems = mailkit.validate(
+        _frame(), subject="Hi", body="x", sender=SENDER, key="emial"
+    )
+    assert problems["column"].tolist() == ["emial"]
+    assert "the key column 'emial' is missing" in problems["problem"].iloc[0]
+    assert "did you mean 'email'" in problems["problem"].iloc[0]
