@@ -23,7 +23,7 @@ from .stop import StopSignal, check_stop_signal
 from .preview import Preview
 from .resume import key_problems
 from .templates import TemplateSource
-from .validate import PROBLEM_COLUMNS, Preflight, check_rows
+from .validate import PROBLEM_COLUMNS, Preflight, check_rows, index_problems
 
 __all__ = ["preview", "send_bulk", "validate"]
 
@@ -241,6 +241,9 @@ def preview(
     df = _check_frame(df)
     if len(df) == 0:
         raise ValueError("The DataFrame has no rows to preview.")
+    repeated_labels = index_problems(df)
+    if len(repeated_labels):
+        raise ValidationError(repeated_labels)
     label = df.index[0] if row is None else row
     if label not in df.index:
         raise KeyError(f"No row with index label {label!r} in the DataFrame.")
@@ -359,7 +362,8 @@ def send_bulk(
     when it is reached the run stops and the rest come back ``skipped``.
 
     Every row is checked before the first connection; problems raise
-    :class:`~mailkit.ValidationError` and nothing is sent. The returned
+    :class:`~mailkit.ValidationError` and nothing is sent; an index that
+    repeats a label is such a problem. The returned
     DataFrame has the same index as ``df`` and the columns ``to``, ``status``,
     ``smtp_code``, ``smtp_reply``, ``error``, ``message_id``, ``attempts``,
     ``started_at``, ``finished_at``, ``duration_s`` and ``refused``.

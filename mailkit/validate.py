@@ -36,6 +36,7 @@ __all__ = [
     "Preflight",
     "check_rows",
     "find_problems",
+    "index_problems",
 ]
 
 PROBLEM_COLUMNS = ["row", "column", "problem", "value"]
@@ -94,6 +95,10 @@ def check_rows(
         raise ConfigurationError(
             f"Invalid duplicates={duplicates!r}: use 'report', 'skip' or 'allow'."
         )
+    repeated_labels = index_problems(df)
+    if len(repeated_labels):
+        # Every other problem would name its row by an ambiguous label.
+        return Preflight(repeated_labels)
     columns = [str(name) for name in df.columns]
     used = _used_columns(plan) & set(columns)
     skip_columns = _column_set(skip_empty, used)
@@ -212,6 +217,43 @@ def _row_records(rows: pd.DataFrame) -> Iterable[tuple[Any, dict[str, Any]]]:
 
 
 # -- checks --------------------------------------------------------------------
+
+
+def index_problems(df: pd.DataFrame) -> pd.DataFrame:
+    """Return the problems DataFrame with one line when the index of ``df`` has a
+    label more than once, else an empty one."""
+    if df.index.is_unique:
+        return pd.DataFrame([], columns=PROBLEM_COLUMNS, dtype=object)
+    repeated = df.index.duplicated(keep=False)
+    positions = np.flatnonzero(repeated)
+    labels = [_plain(label) for label in df.index[repeated].tolist()]
+    label = labels[0]
+    label_positions = [
+        int(position) for position, other in zip(positions, labels) if other == label
+    ]
+    listed_positions = ", ".join(str(position) for position in label_positions[:5])
+    count = df.index[repeated].nunique()
+    problem = _problem(
+        None,
+        "index",
+        f"the DataFrame index is not unique: {count} label(s) appear more than "
+        f"once, such as {label!r} at positions {listed_positions} (counted from "
+        "0). Results, problems and previews name rows by index label, so call "
+        "df.reset_index(drop=True) first, or df.reset_index() to keep the old "
+        "labels as a column",
+        label,
+    )
+    return pd.DataFrame([problem], columns=PROBLEM_COLUMNS, dtype=object)
+
+
+def _plain(label: Any) -> Any:
+    """Return ``label`` with NumPy scalars as Python ones, so that it prints as
+    the user wrote it."""
+    if isinstance(label, tuple):
+        return tuple(_plain(part) for part in label)
+    if isinstance(label, np.generic):
+        return label.item()
+    return label
 
 
 def _missing_fields(plan: MessagePlan, columns: list[str]) -> list[dict[str, Any]]:

@@ -195,3 +195,55 @@ def test_invisible_character_in_sender(server):
         )
     assert "invisible character '\\u200b'" in str(caught.value)
     assert server.sessions == 0
+
+
+def _concatenated_frame() -> pd.DataFrame:
+    first = pd.DataFrame(
+        {"email": ["a@example.com", "b@example.com"], "name": ["A", "B"]}
+    )
+    second = first.assign(email=["c@example.com", "d@example.com"])
+    return pd.concat([first, second])
+
+
+def test_duplicate_index_labels_rejected(server):
+    with pytest.raises(mailkit.ValidationError) as caught:
+        mailkit.send_bulk(
+            _concatenated_frame(),
+            subject="Hi {{ name }}",
+            body="x",
+            sender=SENDER,
+            smtp=server.url,
+        )
+    problems = caught.value.problems
+    assert problems["column"].tolist() == ["index"]
+    assert problems["row"].tolist() == [None]
+    assert problems["value"].tolist() == [0]
+    problem = problems["problem"].iloc[0]
+    assert "the DataFrame index is not unique: 2 label(s)" in problem
+    assert "such as 0 at positions 0, 2 (counted from 0)" in problem
+    assert "df.reset_index(drop=True)" in str(caught.value)
+    assert server.sessions == 0
+    assert server.messages == []
+
+
+def test_duplicate_index_labels_in_validate():
+    problems = mailkit.validate(
+        _concatenated_frame(), subject="Hi {{ nmae }}", body="x", sender=SENDER
+    )
+    # Only the index is reported, because other problems would name rows
+    # by labels that match two rows.
+    assert problems["column"].tolist() == ["index"]
+    reset = mailkit.validate(
+        _concatenated_frame().reset_index(drop=True),
+        subject="Hi {{ name }}",
+        body="x",
+        sender=SENDER,
+    )
+    assert reset.empty
+
+
+def test_duplicate_index_labels_in_preview():
+    with pytest.raises(mailkit.ValidationError, match="reset_index"):
+        mailkit.preview(
+            _concatenated_frame(), 1, subject="Hi {{ name }}", body="x", sender=SENDER
+        )
