@@ -21,23 +21,38 @@ medians of the repeats give these ratios, each checked against its target:
 
 mailkit's times are end to end through ``send_bulk``: preflight, composing every
 row, sending, and building the results DataFrame.
+
+By default each latency server runs in a process of its own, as a real provider
+does: a server thread in the benchmark's process would compete with the client
+threads for the one GIL. ``--in-process`` runs the servers as threads instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import re
+import ssl
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import pandas as pd
 
 import mailkit
 
-from .baselines import send_thread_pool
-from .latency_server import DEFAULT_SCALE, LatencyServer
+from .baselines import Endpoint, send_thread_pool
+from .latency_server import (
+    BENCH_PASSWORD,
+    BENCH_USERNAME,
+    DEFAULT_SCALE,
+    LatencyServer,
+    load_profile,
+)
 from .machine import describe_machine
 from .targets import TargetCheck, at_least, at_most, targets_frame
 from .workload import TEMPLATES, prebuilt_messages, recipients_frame
@@ -65,6 +80,7 @@ class DeliveryReport:
     scale: float
     session_cap: int
     lower_bound_s: float
+    in_process: bool = False
     times: dict[str, list[float]] = field(default_factory=dict)
     adaptive_attrs: list[dict[str, Any]] = field(default_factory=list)
 
@@ -110,7 +126,122 @@ class DeliveryReport:
         )
 
 
-def _send_bulk(server: LatencyServer, messages: int, **options: Any) -> float:
+#: Seconds that a latency server process lives at most.
+_PROCESS_LIFETIME_S = 900.0
+#: Seconds to wait for a latency server process to print its address.
+_PROCESS_START_S = 30.0
+#: Pause between two designs against a server process, so that the sessions of
+#: the previous design are closed on the server before the next one connects.
+_PROCESS_SETTLE_S = 0.3
+_URL = re.compile(r"smtp[a-z+]*://127\.0\.0\.1:(\d+)")
+_CAFILE = re.compile(r"trust the test CA in (\S+)")
+
+
+class _ServerProcess:
+    """A latency server started as ``python -m benchmarks.latency_server``.
+
+    It stops by itself after its lifetime, and :meth:`stop` ends it earlier.
+    """
+
+    def __init__(
+        self, *, scale: float, pipelining: bool = True, session_cap: bool = True
+    ) -> None:
+        self.scale = scale
+        self.profile = load_profile("gmail")
+        self.max_sessions = self.profile.max_sessions if session_cap else None
+        command = [
+            sys.executable,
+            "-m",
+            "benchmarks.latency_server",
+            "--profile",
+            "gmail",
+            "--scale",
+            str(scale),
+            "--duration",
+            str(_PROCESS_LIFETIME_S),
+        ]
+        if not pipelining:
+            command.append("--no-pipelining")
+        if not session_cap:
+            command += ["--max-sessions", "0"]
+        self._process: subprocess.Popen[str] | None = None
+        self._command = command
+        self.port = 0
+        self.cafile: str | None = None
+
+    def __enter__(self) -> _ServerProcess:
+        root = Path(__file__).resolve().parent.parent
+        self._process = subprocess.Popen(
+            self._command,
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        deadline = time.monotonic() + _PROCESS_START_S
+        assert self._process.stdout is not None
+        # The server prints its address, login, CA file and timings at start
+        # and then nothing until it stops.
+        while time.monotonic() < deadline and not (self.port and self.cafile):
+            line = self._process.stdout.readline()
+            if not line or line.startswith("setup "):
+                break
+            if match := _URL.search(line):
+                self.port = int(match.group(1))
+            if match := _CAFILE.search(line):
+                self.cafile = match.group(1)
+        if not (self.port and self.cafile):
+            self.stop()
+            raise RuntimeError("The latency server process did not print its address.")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        process = self._process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+        if process.stdout is not None:
+            process.stdout.close()
+        self._process = None
+
+    def smtp_config(self) -> mailkit.SMTPConfig:
+        return mailkit.SMTPConfig(
+            host="127.0.0.1",
+            port=self.port,
+            security="starttls",
+            username=BENCH_USERNAME,
+            password=BENCH_PASSWORD,
+            cafile=self.cafile,
+        )
+
+    def endpoint(self) -> Endpoint:
+        return Endpoint(
+            host="127.0.0.1",
+            port=self.port,
+            starttls=True,
+            ssl_context=ssl.create_default_context(cafile=self.cafile),
+            cafile=self.cafile,
+            username=BENCH_USERNAME,
+            password=BENCH_PASSWORD,
+        )
+
+    def lower_bound(self, messages: int, connections: int) -> float:
+        return self.profile.lower_bound(messages, connections, self.scale)
+
+    def settle(self) -> None:
+        time.sleep(_PROCESS_SETTLE_S)
+
+
+def _send_bulk(server: Any, messages: int, **options: Any) -> float:
     frame = recipients_frame(messages)
     started = time.perf_counter()
     results = mailkit.send_bulk(
@@ -127,10 +258,14 @@ def _send_bulk(server: LatencyServer, messages: int, **options: Any) -> float:
     return elapsed
 
 
-def _settle(server: LatencyServer) -> None:
+def _settle(server: Any) -> None:
     # Wait until the previous design's sessions are closed, so that the next one
-    # finds every session slot free, and forget the recorded sessions.
+    # finds every session slot free.
+    if isinstance(server, _ServerProcess):
+        server.settle()
+        return
     server.server.wait_for_idle(timeout=30.0)
+    # Forget the recorded sessions so that memory stays flat.
     server.server.reset()
 
 
@@ -139,17 +274,22 @@ def run_delivery_benchmark(
     messages: int = MESSAGES,
     scale: float = DEFAULT_SCALE,
     repeats: int = 5,
+    in_process: bool = False,
     on_run: Callable[[str, float], None] | None = None,
 ) -> DeliveryReport:
     """Run every design ``repeats`` times, interleaved, and return the times."""
-    capped = LatencyServer("gmail", scale=scale)
-    plain = LatencyServer("gmail", scale=scale, pipelining=False)
-    # The thread pool opens a connection per message, and its new connections can
-    # reach the server before the server has seen the previous ones close, which
-    # the session cap answers with 421. It runs without the cap, so its time is
-    # never inflated by rejected connections.
-    uncapped = LatencyServer("gmail", scale=scale, max_sessions=0)
-    with capped, plain, uncapped:
+    # The session cap applies only where adaptive concurrency is measured: the
+    # other designs stay below it, and sessions that are still closing on the
+    # server would otherwise count against it.
+    if in_process:
+        capped: Any = LatencyServer("gmail", scale=scale)
+        uncapped: Any = LatencyServer("gmail", scale=scale, max_sessions=0)
+        plain: Any = LatencyServer("gmail", scale=scale, pipelining=False, max_sessions=0)
+    else:
+        capped = _ServerProcess(scale=scale)
+        uncapped = _ServerProcess(scale=scale, session_cap=False)
+        plain = _ServerProcess(scale=scale, pipelining=False, session_cap=False)
+    with capped, uncapped, plain:
         cap = capped.max_sessions
         if cap is None:
             raise RuntimeError("The gmail profile has no session cap to discover.")
@@ -157,10 +297,11 @@ def run_delivery_benchmark(
             messages=messages,
             scale=scale,
             session_cap=cap,
-            lower_bound_s=capped.lower_bound(messages, CONNECTIONS),
+            lower_bound_s=uncapped.lower_bound(messages, CONNECTIONS),
+            in_process=in_process,
         )
         endpoint = uncapped.endpoint()
-        designs: dict[str, tuple[LatencyServer, Callable[[], float]]] = {
+        designs: dict[str, tuple[Any, Callable[[], float]]] = {
             "thread pool, connection per message": (
                 uncapped,
                 lambda: send_thread_pool(
@@ -168,8 +309,8 @@ def run_delivery_benchmark(
                 ).elapsed_s,
             ),
             "mailkit pooled, pipelined": (
-                capped,
-                lambda: _send_bulk(capped, messages, max_workers=CONNECTIONS),
+                uncapped,
+                lambda: _send_bulk(uncapped, messages, max_workers=CONNECTIONS),
             ),
             "mailkit pooled, not pipelined": (
                 plain,
@@ -210,7 +351,8 @@ def summarize(report: DeliveryReport) -> str:
     lines = [
         f"Delivery benchmark: gmail profile, delays x{report.scale:g}, "
         f"{report.messages} messages, median of {len(report.times[next(iter(report.times))])} "
-        "interleaved run(s)",
+        "interleaved run(s), servers "
+        + ("in this process" if report.in_process else "in their own processes"),
         f"lower bound for {CONNECTIONS} connections: {report.lower_bound_s:.3f} s "
         "(setup + ceil(n / connections) x pipelined message time)",
         "",
@@ -244,6 +386,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--repeats", type=int, default=5, help="interleaved runs per design (default 5)"
     )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the latency servers as threads of this process",
+    )
     return parser.parse_args(argv)
 
 
@@ -256,7 +403,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {name}: {elapsed:.3f} s", flush=True)
 
     report = run_delivery_benchmark(
-        messages=args.messages, scale=args.scale, repeats=args.repeats, on_run=progress
+        messages=args.messages,
+        scale=args.scale,
+        repeats=args.repeats,
+        in_process=args.in_process,
+        on_run=progress,
     )
     print(summarize(report))
     return 0

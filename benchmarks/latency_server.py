@@ -437,6 +437,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--duration", type=float, default=300.0, help="seconds until the server stops (default 300)"
     )
+    parser.add_argument(
+        "--no-pipelining",
+        dest="pipelining",
+        action="store_false",
+        default=None,
+        help="leave PIPELINING out of the EHLO reply (default: as the profile says)",
+    )
     return parser.parse_args(argv)
 
 
@@ -449,6 +456,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         max_sessions=args.max_sessions,
         logins_per_minute=args.logins_per_minute,
+        pipelining=args.pipelining,
         max_lifetime=args.duration + 5.0,
     )
     with server:

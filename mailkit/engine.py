@@ -178,6 +178,10 @@ class Engine:
         # after EHLO; every row is composed after this point.
         self.plan = batch.plan = self.plan.with_server(first.capabilities)
         batch.ready.set()
+        composer = threading.Thread(
+            target=batch.composer.run, name="mailkit-composer", daemon=True
+        )
+        composer.start()
         bar = open_bar(self._to_send, self.progress, f"{self.settings.mode} send")
         self._log_router = BatchLogRouter()
         try:
@@ -190,6 +194,8 @@ class Engine:
             exc.results = results  # type: ignore[attr-defined]
             raise
         finally:
+            batch.composer.close()
+            composer.join(_ABORT_JOIN_S)
             if bar is not None:
                 bar.close()
             self._log_router.remove()

@@ -46,6 +46,12 @@ __all__ += ["DEFERRED", "FAILED", "PARTIAL", "SENT", "SKIPPED", "UNKNOWN"]
 #: its next message. A connection that the server closed in the meantime is
 #: found without NOOP, because its socket turns readable.
 DEFAULT_IDLE_CHECK_S = 10.0
+#: Seconds a connection may stay unused before its socket is checked at all.
+#: A connection that sends back to back skips the check, because every system
+#: call can wait for the GIL. A server that closes a connection within this time
+#: is noticed at MAIL, before the message is handed over, and the message goes
+#: again on a new connection.
+STALE_CHECK_AFTER_S = 0.05
 
 class LoginCancelled(Exception):
     """Connection.open() stopped before AUTH because ``before_login`` said so."""
@@ -347,13 +353,16 @@ class Connection:
 
         A readable socket between transactions means that the server closed the
         connection or sent an unsolicited reply (usually "421 ... closing"), so
-        NOOP tells which. A connection unused for ``idle_check_s`` seconds is
-        checked with NOOP too. A connection that fails the check is discarded.
+        NOOP decides which. A connection unused for ``idle_check_s`` seconds is
+        checked with NOOP too, and one used less than STALE_CHECK_AFTER_S
+        seconds ago not at all. A connection that fails the check is discarded.
         """
         smtp = self._smtp
         if smtp is None:
             return False
         idle = time.monotonic() - (self.last_used or 0.0)
+        if idle < STALE_CHECK_AFTER_S:
+            return True
         try:
             if not self._socket_readable(smtp) and idle < self.idle_check_s:
                 return True

@@ -14,11 +14,11 @@ import queue
 import ssl
 import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
-from .compose import MessagePlan, Outgoing
+from .compose import MessagePlan
+from .composer import Composer, RowEntry
 from .config import SMTPConfig
 from .errors import (
     AuthenticationError,
@@ -60,18 +60,6 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-@dataclass
-class RowEntry:
-    """A row that has been composed and not finished yet."""
-
-    outgoing: Outgoing
-    result: RowResult
-    retries: int = 0
-    # Whether the one free resend after a stale connection was used (see
-    # Worker._decide).
-    stale_resend_used: bool = False
-
-
 class BatchState:
     """Everything the workers of one batch share; counters are guarded by a lock.
 
@@ -110,7 +98,7 @@ class BatchState:
         # position as an event. An interrupt can drop an event that the calling
         # thread already took off the queue, and the result must survive that.
         self.reported: list[RowResult | None] = [None] * len(row_labels)
-        self.entries: dict[int, RowEntry] = {}
+        self.composer = Composer(self.compose_row, positions)
         self.stop = threading.Event()
         # Set once the first connection is open and the plan knows the server's
         # capabilities; workers compose no row and try no login before.
@@ -151,6 +139,31 @@ class BatchState:
             if self.stop.wait(_SLEEP_SLICE_S):
                 return False
         return not self.stop.is_set()
+
+    @property
+    def entries(self) -> dict[int, RowEntry]:
+        """Composed rows that are not finished, by position."""
+        return self.composer.entries
+
+    def compose_row(self, position: int) -> RowEntry:
+        """Build one row's message; a row that cannot be built gets a failed result."""
+        result = RowResult(label=position, to=self.recipient_text(position), status=FAILED)
+        try:
+            outgoing = self.plan.compose(
+                position,
+                self.row_values(position),
+                message_id=self.ledger.message_id(position),
+            )
+        except MessageError as exc:
+            result.error = str(exc)
+            return RowEntry(outgoing=None, result=result)
+        except Exception as exc:  # noqa: BLE001 - any template or data error
+            result.error = f"The message could not be built: {type(exc).__name__}: {exc}"
+            return RowEntry(outgoing=None, result=result)
+        result.to = ", ".join(outgoing.recipients)
+        result.message_id = outgoing.message_id
+        result.attachments = outgoing.attachment_summary
+        return RowEntry(outgoing=outgoing, result=result)
 
     def recipient_text(self, position: int) -> str:
         return self.plan.recipient_text(self.row_values(position))
@@ -254,17 +267,19 @@ class Worker:
                 if position is None:
                     break
                 entry = self._entry(position)
-                if entry is None or not self._ready(position):
+                if entry is None:
+                    continue
+                # A connection is opened before the rate wait, so that the setup
+                # does not push message starts closer together than the rate,
+                # and checked after it, because the server may have closed it
+                # during the wait.
+                if not self.connection.is_open and not self._ready(position):
                     continue
                 if not batch.rate.wait(batch.stop):
                     batch.queue.put_back(position)
                     break
-                # The server may have closed the connection during the wait; the
-                # check is a select() unless the connection was idle for long.
-                if not self.connection.is_usable():
-                    batch.count("reconnects")
-                    if not self._ready(position):
-                        continue
+                if not self._ready(position):
+                    continue
                 self._send_row(position, entry)
         except BaseException:  # noqa: BLE001 - reported to the calling thread
             logger.exception("worker failed")
@@ -398,30 +413,10 @@ class Worker:
 
         A row that cannot be composed is finished as failed, and None returned.
         """
-        batch = self.batch
-        entry = batch.entries.get(position)
-        if entry is not None:
-            return entry
-        result = RowResult(label=position, to=batch.recipient_text(position), status=FAILED)
-        try:
-            outgoing = batch.plan.compose(
-                position,
-                batch.row_values(position),
-                message_id=batch.ledger.message_id(position),
-            )
-        except MessageError as exc:
-            result.error = str(exc)
-            self._finish(position, result)
+        entry = self.batch.composer.get(position)
+        if entry.outgoing is None:
+            self._finish(position, entry.result)
             return None
-        except Exception as exc:  # noqa: BLE001 - any template or data error
-            result.error = f"The message could not be built: {type(exc).__name__}: {exc}"
-            self._finish(position, result)
-            return None
-        result.to = ", ".join(outgoing.recipients)
-        result.message_id = outgoing.message_id
-        result.attachments = outgoing.attachment_summary
-        entry = RowEntry(outgoing=outgoing, result=result)
-        batch.entries[position] = entry
         return entry
 
     def _send_row(self, position: int, entry: RowEntry) -> None:
@@ -534,6 +529,6 @@ class Worker:
         # Only now, with the result kept, the row stops counting as in transit,
         # so an interrupt in between cannot turn a delivered row into "skipped".
         batch.in_flight.discard(position)
-        batch.entries.pop(position, None)
+        batch.composer.finished(position)
         batch.queue.done(position)
         batch.events.put(("row", position))

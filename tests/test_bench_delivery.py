@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from benchmarks.delivery import run_delivery_benchmark, summarize
 
 
-def test_delivery_benchmark_small_run():
-    report = run_delivery_benchmark(messages=20, scale=0.005, repeats=1)
+@pytest.mark.parametrize("in_process", [True, False], ids=["thread", "process"])
+def test_delivery_benchmark_small_run(in_process):
+    report = run_delivery_benchmark(
+        messages=20, scale=0.005, repeats=1, in_process=in_process
+    )
 
     assert set(report.times) == {
         "thread pool, connection per message",
