@@ -21,6 +21,7 @@ import pandas as pd
 
 from .barlog import ROW_ATTRIBUTE, BatchLogRouter
 from .compose import MessagePlan
+from .capabilities import ServerCapabilities
 from .config import SMTPConfig
 from .errors import BatchStopped
 from .ledger import Ledger
@@ -105,6 +106,7 @@ class Engine:
         for position, result in self._ledger.prefilled.items():
             self._results[position] = result
         self._to_send = len(self._ledger.positions)
+        self._composer_thread: threading.Thread | None = None
         self._batch = BatchState(
             config=config,
             plan=plan,
@@ -159,7 +161,11 @@ class Engine:
         others = workers[1:]
         try:
             first.open(after_greeting=lambda: _start_all(others))
+            self._start_composing(first.capabilities)
         except BaseException as exc:
+            batch.composer.close()
+            if self._composer_thread is not None:
+                self._composer_thread.join(_ABORT_JOIN_S)
             batch.limit.release()
             if isinstance(exc, KeyboardInterrupt):
                 batch.halt(f"the run was interrupted ({type(exc).__name__})")
@@ -174,14 +180,7 @@ class Engine:
                 exc.results = self._finish(started)  # type: ignore[attr-defined]
             raise
         batch.connection_opened()
-        # Whether the server offers SMTPUTF8, and its SIZE limit, are known only
-        # after EHLO; every row is composed after this point.
-        self.plan = batch.plan = self.plan.with_server(first.capabilities)
         batch.ready.set()
-        composer = threading.Thread(
-            target=batch.composer.run, name="mailkit-composer", daemon=True
-        )
-        composer.start()
         bar = open_bar(self._to_send, self.progress, f"{self.settings.mode} send")
         self._log_router = BatchLogRouter()
         try:
@@ -195,7 +194,8 @@ class Engine:
             raise
         finally:
             batch.composer.close()
-            composer.join(_ABORT_JOIN_S)
+            if self._composer_thread is not None:
+                self._composer_thread.join(_ABORT_JOIN_S)
             if bar is not None:
                 bar.close()
             self._log_router.remove()
@@ -207,6 +207,19 @@ class Engine:
                 results,
             )
         return results
+
+    def _start_composing(self, capabilities: ServerCapabilities | None) -> None:
+        """Give the plan the first server's capabilities and start composing rows.
+
+        Whether the server offers SMTPUTF8, and its SIZE limit, are known only
+        after EHLO, so every row is composed after the first connection opened.
+        """
+        batch = self._batch
+        self.plan = batch.plan = self.plan.with_server(capabilities)
+        self._composer_thread = threading.Thread(
+            target=batch.composer.run, name="mailkit-composer", daemon=True
+        )
+        self._composer_thread.start()
 
     def _user_stop_requested(self) -> bool:
         return self._batch.user_stop_requested(USER_STOP_REASON)

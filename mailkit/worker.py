@@ -98,7 +98,9 @@ class BatchState:
         # position as an event. An interrupt can drop an event that the calling
         # thread already took off the queue, and the result must survive that.
         self.reported: list[RowResult | None] = [None] * len(row_labels)
-        self.composer = Composer(self.compose_row, positions)
+        self.composer = Composer(
+            self.compose_row, positions, max_rows=max(8, 2 * settings.workers)
+        )
         self.stop = threading.Event()
         # Set once the first connection is open and the plan knows the server's
         # capabilities; workers compose no row and try no login before.
@@ -135,8 +137,10 @@ class BatchState:
 
     def wait_ready(self) -> bool:
         """Wait until the first connection is open; False when the run stopped."""
-        while not self.ready.is_set():
-            if self.stop.wait(_SLEEP_SLICE_S):
+        # Waiting on ``ready`` wakes the worker as soon as it is set; the stop
+        # is checked between the slices.
+        while not self.ready.wait(_SLEEP_SLICE_S):
+            if self.stop.is_set():
                 return False
         return not self.stop.is_set()
 
