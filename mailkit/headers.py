@@ -20,7 +20,7 @@ from email.errors import HeaderParseError
 from email.header import decode_header
 from email.headerregistry import HeaderRegistry, UnstructuredHeader
 from email.policy import EmailPolicy
-from typing import Iterator
+from typing import Any, Iterator
 
 __all__ = [
     "MAX_LINE_LENGTH",
@@ -214,8 +214,31 @@ class AngleListHeader(UniqueLiteralUnstructuredHeader):
         return folded.replace("\r\n", policy.linesep) + policy.linesep
 
 
+class _CachingHeaderRegistry(HeaderRegistry):
+    """A HeaderRegistry that makes each header class once.
+
+    The standard registry creates a new class with ``type()`` for every header
+    it builds, which is about a tenth of the time of composing a message.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._classes: dict[str, type] = {}
+
+    def map_to_type(self, name: str, cls: type) -> None:
+        super().map_to_type(name, cls)
+        self._classes.clear()
+
+    def __getitem__(self, name: str) -> type:
+        key = name.lower()
+        cls = self._classes.get(key)
+        if cls is None:
+            cls = self._classes[key] = super().__getitem__(name)
+        return cls
+
+
 def _registry() -> HeaderRegistry:
-    registry = HeaderRegistry(default_class=LiteralUnstructuredHeader)
+    registry = _CachingHeaderRegistry(default_class=LiteralUnstructuredHeader)
     registry.map_to_type("subject", UniqueLiteralUnstructuredHeader)
     registry.map_to_type("list-unsubscribe", AngleListHeader)
     registry.map_to_type("list-unsubscribe-post", UniqueLiteralUnstructuredHeader)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from email.message import EmailMessage
 
 import pandas as pd
 import pytest
 
 import mailkit
+from mailkit import headers
+from mailkit.headers import SEVEN_BIT_POLICY
 from mailkit.testing import Extensions, FaultSMTPServer, defer_recipient
 from wire import assert_wire_form, header_block, parse
 
@@ -231,3 +234,25 @@ def test_invalid_header_name_rejected():
         mailkit.validate(
             df, subject="Hi", body="x", sender=SENDER, headers={"X Bad": "v"}
         )
+
+
+def test_header_classes_are_made_once_per_name():
+    registry = SEVEN_BIT_POLICY.header_factory
+    assert registry["Subject"] is registry["subject"]
+    assert registry["X-Campaign"] is registry["x-campaign"]
+    assert registry["Subject"] is not registry["X-Campaign"]
+    message = EmailMessage(policy=SEVEN_BIT_POLICY)
+    message["Subject"] = "First"
+    other = EmailMessage(policy=SEVEN_BIT_POLICY)
+    other["Subject"] = "Second"
+    assert type(message["Subject"]) is type(other["Subject"])
+    assert (str(message["Subject"]), str(other["Subject"])) == ("First", "Second")
+
+
+def test_header_class_cache_follows_map_to_type():
+    registry = headers._registry()
+    before = registry["x-list"]
+    registry.map_to_type("x-list", headers.AngleListHeader)
+    after = registry["x-list"]
+    assert after is not before
+    assert issubclass(after, headers.AngleListHeader)
