@@ -165,8 +165,12 @@ class FaultSMTPProtocol(SMTP):
         self._close_reason: CloseReason | None = None
         self._implicit_tls = False
         self._verb = "GREETING"
-        self._command_delay = 0.0
-        self._pending_delay = 0.0
+        # Loop times at which the current command's reply, and the queued
+        # replies, are due; 0.0 when no delay applies.
+        self._command_due = 0.0
+        self._pending_due = 0.0
+        self._received_at: float | None = None
+        self._replied_at = 0.0
         self._reply_substitute: str | None = None
         self._drop_after_reply = False
         self._output: list[bytes] = []
@@ -230,6 +234,12 @@ class FaultSMTPProtocol(SMTP):
         peer = transport.get_extra_info("peername")
         self._record, over_limit = self._server._open_session(self, peer, tls_version)
         self._admitted = not over_limit
+
+    def data_received(self, data: bytes) -> None:
+        # A command's delay counts from when its bytes arrived: with many
+        # sessions, the loop may get to a command some time later.
+        self._received_at = self.loop.time()
+        super().data_received(data)
 
     def connection_lost(self, error: Exception | None) -> None:
         # aiosmtpd calls this itself after a failed STARTTLS handshake, and
@@ -654,8 +664,8 @@ class FaultSMTPProtocol(SMTP):
                 self._reply_substitute = None
             elif self._server.extensions.enhanced_status_codes:
                 lines = [_ENHANCED_SUCCESS.get((self._verb, text), text)]
-            self._pending_delay = max(self._pending_delay, self._command_delay)
-            self._command_delay = 0.0
+            self._pending_due = max(self._pending_due, self._command_due)
+            self._command_due = 0.0
         for line in lines:
             self._note_reply(line)
             self._output.append(line.encode("utf-8", "surrogateescape") + b"\r\n")
@@ -692,13 +702,15 @@ class FaultSMTPProtocol(SMTP):
         return buffer is not None and b"\n" in buffer
 
     async def _flush(self) -> None:
-        """Wait for the pending delay, then send all queued reply lines."""
-        if self._pending_delay > 0:
-            delay = self._pending_delay
-            self._pending_delay = 0.0
-            await self._sleep(delay)
+        """Wait until the queued replies are due, then send them all."""
+        if self._pending_due > 0:
+            wait = self._pending_due - asyncio.get_running_loop().time()
+            self._pending_due = 0.0
+            if wait > 0:
+                await self._sleep(wait)
         if not self._output:
             return
+        self._replied_at = self.loop.time()
         data = b"".join(self._output)
         self._output.clear()
         if self.transport is None or self.transport.is_closing():
@@ -743,7 +755,16 @@ class FaultSMTPProtocol(SMTP):
 
     def _start_event(self, event: str) -> None:
         self._verb = event
-        self._command_delay = self._server._delay_for(event, self._implicit_tls)
+        # A delay counts from the arrival of the command's last bytes, or from
+        # the previous reply when the command was waiting behind it (from now
+        # for the greeting), so the server's own work on the command is part
+        # of the delay, as it is in a provider's latency.
+        delay = self._server._delay_for(event, self._implicit_tls)
+        now = self.loop.time()
+        start = now
+        if self._received_at is not None:
+            start = min(now, max(self._received_at, self._replied_at))
+        self._command_due = start + delay if delay > 0 else 0.0
         self._reply_substitute = None
         self._drop_after_reply = False
 

@@ -18,12 +18,14 @@ Example::
             client.sendmail("me@example.com", recipients, message)
     assert server.messages[0].rcpt_tos == ("a@example.com",)
 
-Delay model: a delay is added before the reply to its command. When the client
-pipelines commands (RFC 2920), the server queues the replies to MAIL, RCPT and
-RSET while the next command is already in its input buffer, and sends the whole
-group after one wait. That wait is the maximum of the group's delays, so a pipelined
-MAIL, RCPT, DATA costs one round trip instead of three. Without PIPELINING in the
-EHLO reply every reply gets its own delay.
+Delay model: the reply to a command is due its delay after the server started
+on the command, so the server's own work on the command is part of the delay,
+as it is in a provider's latency. When the client pipelines commands (RFC 2920),
+the server queues the replies to MAIL, RCPT and RSET while the next command is
+already in its input buffer, and sends the whole group when the last of its
+replies is due, so a pipelined MAIL, RCPT, DATA costs about the largest of their
+delays, one round trip instead of three. Without PIPELINING in the EHLO reply
+every reply gets its own delay.
 """
 
 from __future__ import annotations
