@@ -157,11 +157,18 @@ class Engine:
         ]
         # The other workers start once the server has greeted the first
         # connection, so their setup overlaps its login. They log in only after
-        # the first login succeeded, so wrong credentials cost one AUTH.
+        # the first login succeeded, so wrong credentials cost one AUTH, unless
+        # the same account logged in to this server a short while ago; then
+        # they start and log in at once. Rows are composed from the first EHLO
+        # after STARTTLS on, while the connections wait for their logins.
         others = workers[1:]
+        if batch.login_trusted:
+            _start_all(others)
         try:
-            first.open(after_greeting=lambda: _start_all(others))
-            self._start_composing(first.capabilities)
+            first.open(
+                after_greeting=None if batch.login_trusted else lambda: _start_all(others),
+                on_capabilities=self._start_composing,
+            )
         except BaseException as exc:
             batch.composer.close()
             if self._composer_thread is not None:
@@ -208,11 +215,11 @@ class Engine:
             )
         return results
 
-    def _start_composing(self, capabilities: ServerCapabilities | None) -> None:
+    def _start_composing(self, capabilities: ServerCapabilities) -> None:
         """Give the plan the first server's capabilities and start composing rows.
 
         Whether the server offers SMTPUTF8, and its SIZE limit, are known only
-        after EHLO, so every row is composed after the first connection opened.
+        after EHLO, so no row is composed before the first connection's EHLO.
         """
         batch = self._batch
         self.plan = batch.plan = self.plan.with_server(capabilities)

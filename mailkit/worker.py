@@ -29,6 +29,7 @@ from .errors import (
     SMTPSessionRefusedError,
 )
 from .ledger import Ledger
+from .logins import recent_logins
 from .modes import RunSettings
 from .pool import ConnectionLimit, ThrottleEvent
 from .ratelimit import RateLimiter
@@ -90,6 +91,9 @@ class BatchState:
         self.ledger = ledger
         self.user_stop = user_stop
         self.ssl_context: ssl.SSLContext | None = None
+        # Whether the account logged in to this server a short while ago, so
+        # that the workers need not wait for the first login before theirs.
+        self.login_trusted = recent_logins.is_recent(config)
         self.queue = RowQueue(positions)
         self.limit = ConnectionLimit(settings.workers, adaptive=settings.adaptive)
         self.rate = RateLimiter(settings.rate, burst=settings.burst, jitter=settings.jitter)
@@ -98,9 +102,7 @@ class BatchState:
         # position as an event. An interrupt can drop an event that the calling
         # thread already took off the queue, and the result must survive that.
         self.reported: list[RowResult | None] = [None] * len(row_labels)
-        self.composer = Composer(
-            self.compose_row, positions, max_rows=max(8, 2 * settings.workers)
-        )
+        self.composer = Composer(self.compose_row, positions)
         self.stop = threading.Event()
         # Set once the first connection is open and the plan knows the server's
         # capabilities; workers compose no row and try no login before.
@@ -309,7 +311,7 @@ class Worker:
             return
         self._has_slot = True
         try:
-            self.connection.open(before_login=batch.wait_ready)
+            self.connection.open(before_login=self._may_log_in)
         except LoginCancelled:
             return
         except SMTPSessionRefusedError as exc:
@@ -327,6 +329,17 @@ class Worker:
             logger.info("could not open a connection to %s (%s)", batch.config.host, exc)
             return
         batch.connection_opened()
+
+    def _may_log_in(self) -> bool:
+        """Whether to log in now: not when no row is left for this connection.
+
+        Unless the account logged in to this server a short while ago, wait for
+        the first connection's login first.
+        """
+        batch = self.batch
+        if not batch.login_trusted and not batch.wait_ready():
+            return False
+        return not batch.queue.finished() and not batch.stop.is_set()
 
     def _release_slot(self) -> None:
         self._has_slot = False

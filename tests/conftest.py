@@ -10,6 +10,7 @@ import pytest
 
 import mailkit
 from mailkit.cli import read_recipients
+from mailkit.logins import recent_logins
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -31,6 +32,13 @@ def _no_leaked_threads():
         if thread not in before and thread.name.startswith("mailkit-") and thread.is_alive()
     ]
     assert not leaked, f"threads still running after the test: {leaked}"
+
+
+@pytest.fixture(autouse=True)
+def _first_login_gate():
+    # Every test starts as a new process would, with no recent login that lets
+    # a batch skip waiting for its first login.
+    recent_logins.clear()
 
 
 @pytest.fixture

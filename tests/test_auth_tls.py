@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
+import ssl
 import time
 import warnings
 
@@ -12,6 +14,7 @@ import pytest
 import mailkit
 from fault_helpers import accepted_recipients, commands, frame, send, statuses
 from mailkit.testing import Extensions, FaultSMTPServer, Rule, make_test_certificates
+from mailkit.transport import make_ssl_context
 
 USER = "sender@example.com"
 PASSWORD = "app-password-123"
@@ -374,3 +377,45 @@ def test_c39_tls_verify_false_warns_and_is_recorded(certificates):
 
 def test_c39_verification_is_default():
     assert mailkit.SMTPConfig("smtp.example.com").tls_verify is True
+
+
+def test_tls_context_is_shared_until_the_ca_file_changes(certificates, tmp_path):
+    path = tmp_path / "ca.pem"
+    certificates.authority.write_certificate(path)
+    config = mailkit.SMTPConfig("smtp.example.com", cafile=str(path))
+    first = make_ssl_context(config)
+    assert make_ssl_context(config) is first
+    assert first.verify_mode == ssl.CERT_REQUIRED and first.check_hostname
+    # Another CA written to the same path, with a later modification time.
+    make_test_certificates().authority.write_certificate(path)
+    later = time.time() + 5
+    os.utime(path, (later, later))
+    replaced = make_ssl_context(config)
+    assert replaced is not first
+    unverified = mailkit.SMTPConfig("smtp.example.com", cafile=str(path), tls_verify=False)
+    for _ in range(2):
+        with pytest.warns(UserWarning, match="verification is off"):
+            context = make_ssl_context(unverified)
+        assert context.verify_mode == ssl.CERT_NONE and not context.check_hostname
+    assert make_ssl_context(config).verify_mode == ssl.CERT_REQUIRED
+
+
+def test_unreadable_ca_file_is_named_before_any_connection(tmp_path):
+    missing = str(tmp_path / "missing.pem")
+    not_pem = tmp_path / "notes.txt"
+    not_pem.write_text("not a certificate\n")
+    for cafile in (missing, str(not_pem)):
+        with FaultSMTPServer(tls="starttls") as server:
+            with pytest.raises(mailkit.ConfigurationError) as caught:
+                send(frame(2), _config(server, cafile=cafile))
+            assert not server.sessions
+        message = str(caught.value)
+        assert f"cafile={cafile!r}" in message
+        assert "PEM file" in message
+    assert "No such file" in str(
+        pytest.raises(
+            mailkit.ConfigurationError,
+            make_ssl_context,
+            mailkit.SMTPConfig("smtp.example.com", cafile=missing),
+        ).value
+    )
