@@ -156,17 +156,19 @@ class Engine:
             for index in range(min(self.settings.workers, self._to_send))
         ]
         # The other workers start once the server has greeted the first
-        # connection, so their setup overlaps its login. They log in only after
-        # the first login succeeded, so wrong credentials cost one AUTH, unless
-        # the same account logged in to this server a short while ago; then
-        # they start and log in at once. Rows are composed from the first EHLO
-        # after STARTTLS on, while the connections wait for their logins.
+        # connection, so their setup overlaps its login and the first
+        # connection holds its session slot before them. They log in only after
+        # the first login succeeded, so wrong credentials cost one AUTH. When
+        # the same account logged in to this server a short while ago, they
+        # start as soon as the first TCP connection is made and log in at once.
+        # Rows are composed from the first EHLO after STARTTLS on, while the
+        # connections wait for their logins.
         others = workers[1:]
-        if batch.login_trusted:
-            _start_all(others)
+        start_others = lambda: _start_all(others)  # noqa: E731
         try:
             first.open(
-                after_greeting=None if batch.login_trusted else lambda: _start_all(others),
+                after_connect=start_others if batch.login_trusted else None,
+                after_greeting=None if batch.login_trusted else start_others,
                 on_capabilities=self._start_composing,
             )
         except BaseException as exc:

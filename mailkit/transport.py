@@ -21,7 +21,7 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from .auth import log_in
 from .capabilities import ServerCapabilities
@@ -148,6 +148,38 @@ _DOT_AT_LINE_START = re.compile(rb"(?m)^\.")
 Reply = tuple[int, bytes]
 
 
+class _ConnectHook:
+    """Calls ``after_connect`` between making the socket and reading the greeting.
+
+    smtplib connects and reads the greeting in its constructor, with no way in
+    between otherwise.
+    """
+
+    def __init__(
+        self, *args: Any, after_connect: Callable[[], None] | None = None, **kwargs: Any
+    ) -> None:
+        self._after_connect = after_connect
+        super().__init__(*args, **kwargs)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+        if self._after_connect is not None:
+            try:
+                self._after_connect()
+            except BaseException:
+                sock.close()
+                raise
+        return sock
+
+
+class _SMTP(_ConnectHook, smtplib.SMTP):
+    pass
+
+
+class _SMTPSSL(_ConnectHook, smtplib.SMTP_SSL):
+    pass
+
+
 class Connection:
     """One logged-in SMTP session that sends many messages, one at a time.
 
@@ -191,13 +223,16 @@ class Connection:
     def open(
         self,
         *,
+        after_connect: Callable[[], None] | None = None,
         after_greeting: Callable[[], None] | None = None,
         on_capabilities: Callable[[ServerCapabilities], None] | None = None,
         before_login: Callable[[], bool] | None = None,
     ) -> None:
         """Connect, say EHLO, start TLS when configured and log in.
 
-        ``after_greeting`` is called once the server has greeted.
+        ``after_connect`` is called once the TCP connection (and for implicit
+        TLS the handshake) is made, before the greeting is read;
+        ``after_greeting`` once the server has greeted.
         ``on_capabilities`` is called with what the server offers once the
         last EHLO (the one after STARTTLS) is answered, before AUTH.
         ``before_login`` is called before AUTH; when it returns False the
@@ -210,7 +245,7 @@ class Connection:
         SMTPTimeoutError.
         """
         config = self.config
-        smtp = self._connect()
+        smtp = self._connect(after_connect)
         # Kept so that abort() from another thread reaches a session that is
         # still opening.
         self._opening = smtp
@@ -243,23 +278,25 @@ class Connection:
             self.capabilities.size_limit,
         )
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self, after_connect: Callable[[], None] | None) -> smtplib.SMTP:
         config = self.config
         where = f"{config.host}:{config.port}"
         try:
             if config.security == "tls":
-                return smtplib.SMTP_SSL(
+                return _SMTPSSL(
                     config.host,
                     config.port,
                     local_hostname=config.local_hostname,
                     timeout=config.connect_timeout,
                     context=self._context(),
+                    after_connect=after_connect,
                 )
-            return smtplib.SMTP(
+            return _SMTP(
                 config.host,
                 config.port,
                 local_hostname=config.local_hostname,
                 timeout=config.connect_timeout,
+                after_connect=after_connect,
             )
         except ssl.SSLError as exc:
             raise _tls_error(config, exc) from exc
@@ -674,7 +711,8 @@ class Connection:
             self._smtp = None
 
     def close(self) -> None:
-        """Say QUIT and close; an error here never changes a row's status."""
+        """Say QUIT and close without waiting for the reply; an error here never
+        changes a row's status."""
         if self._smtp is not None:
             _close_quietly(self._smtp)
             self._smtp = None
@@ -715,9 +753,17 @@ def _no_greeting_message(config: SMTPConfig) -> str:
 
 
 def _close_quietly(smtp: smtplib.SMTP) -> None:
+    """Send QUIT and close the connection without waiting for the reply.
+
+    Every message of the session had its reply before, so the 221 says nothing,
+    and waiting for it would add one round trip to the end of every batch.
+    Postfix's SMTP client does the same by default (smtp_skip_quit_response).
+    """
     try:
-        smtp.quit()
+        smtp.send("QUIT\r\n")
     except (smtplib.SMTPException, OSError):
+        pass
+    finally:
         smtp.close()
 
 

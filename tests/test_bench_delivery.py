@@ -16,13 +16,14 @@ def test_delivery_benchmark_small_run(in_process):
     assert set(report.times) == {
         "thread pool, connection per message",
         "mailkit pooled, pipelined",
+        "mailkit pooled, first login",
         "mailkit pooled, not pipelined",
         "mailkit pool of 15",
         "mailkit adaptive, max_connections=30",
     }
     assert all(len(runs) == 1 for runs in report.times.values())
     assert report.session_cap == 15
-    assert len(report.checks()) == 3
+    assert len(report.checks()) == 5
     text = summarize(report)
     assert "Targets:" in text
     assert "pipelining gain" in text

@@ -200,6 +200,9 @@ def test_c16_max_messages_per_connection_recycles(caplog):
     df = frame(9)
     with FaultSMTPServer(session_message_limit=3) as server:
         results = send(df, server.url, mode="fast", max_messages_per_connection=2)
+        # mailkit does not wait for the reply to QUIT, so the server may still be
+        # reading it when send_bulk returns.
+        server.wait_for_idle()
 
     assert statuses(results) == {"sent": 9}
     assert [len(session.messages) for session in server.sessions] == [2, 2, 2, 2, 1]

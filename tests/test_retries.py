@@ -155,10 +155,30 @@ def test_retry_unknown_with_journal_resends_same_message_id(tmp_path):
 def test_error_at_quit_keeps_rows_sent(rule):
     with FaultSMTPServer(rules=[rule]) as server:
         results = send(frame(4), server.url, max_workers=2)
+        # mailkit does not wait for the reply to QUIT, so the server may still be
+        # reading it when send_bulk returns.
+        server.wait_for_idle()
 
     assert statuses(results) == {"sent": 4}
     assert len(server.messages) == 4
     assert len(commands(server, "QUIT")) == len(server.sessions)
+
+
+def test_server_stalling_at_quit_does_not_hold_the_batch():
+    # The reply to QUIT is not awaited: a server that never answers it costs
+    # the batch nothing, where waiting would last until the reply timeout.
+    stall = 20.0
+    with FaultSMTPServer(rules=[stall_at("QUIT", stall)], max_stall=stall) as server:
+        started = time.monotonic()
+        results = send(frame(4), f"{server.url}?timeout=15", max_workers=2)
+        elapsed = time.monotonic() - started
+        # The server reads each QUIT after send_bulk has returned.
+        server.wait_until(lambda: len(commands(server, "QUIT")) == 2, timeout=5)
+        sessions = len(server.sessions)
+
+    assert statuses(results) == {"sent": 4}
+    assert sessions == 2
+    assert elapsed < stall / 2
 
 
 # -- C19: timeouts ----------------------------------------------------------------------
