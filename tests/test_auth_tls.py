@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import socket
 import ssl
 import time
 import warnings
@@ -14,7 +15,7 @@ import pytest
 import mailkit
 from fault_helpers import accepted_recipients, commands, frame, send, statuses
 from mailkit.testing import Extensions, FaultSMTPServer, Rule, make_test_certificates
-from mailkit.transport import make_ssl_context
+from mailkit.transport import Connection, make_ssl_context
 
 USER = "sender@example.com"
 PASSWORD = "app-password-123"
@@ -419,3 +420,21 @@ def test_unreadable_ca_file_is_named_before_any_connection(tmp_path):
             mailkit.SMTPConfig("smtp.example.com", cafile=missing),
         ).value
     )
+
+
+@pytest.mark.parametrize(
+    ("tls", "security"), [("none", "none"), ("starttls", "starttls"), ("implicit", "tls")]
+)
+def test_connections_turn_nagle_off(certificates, cafile, tls, security):
+    server = FaultSMTPServer(tls=tls, certificate=certificates.server)
+    with server:
+        config = _config(
+            server, security=security, cafile=cafile, username=None, password=None
+        )
+        connection = Connection(config)
+        connection.open()
+        try:
+            sock = connection._smtp.sock
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        finally:
+            connection.close()
