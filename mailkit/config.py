@@ -122,7 +122,8 @@ class SMTPConfig:
     def from_provider(cls, name: str, **settings) -> SMTPConfig:
         """Build the settings of a provider preset, such as ``"gmail"``.
 
-        The preset gives host, port and TLS mode; ``settings`` add the
+        The preset gives host, port and TLS mode, and the user name for
+        providers that fix one (SendGrid's ``apikey``); ``settings`` add the
         credentials (``username`` with ``password`` or ``token_provider``) and
         may override any field. The engine applies the preset's limits.
         """
@@ -135,6 +136,8 @@ class SMTPConfig:
             "security": preset.security,
             "provider": preset.name,
         }
+        if preset.username:
+            fields["username"] = preset.username
         fields.update(settings)
         return cls(**fields)
 

@@ -27,9 +27,13 @@ class ProviderPreset:
     ``max_connections`` caps concurrent SMTP sessions; ``rate`` is messages per
     second (None when the provider publishes none); ``daily_quota`` is messages
     per rolling 24 hours for one recipient per message (None when unknown).
+    ``display_name`` is the provider's name in the settings form, ``username``
+    a fixed user name that the provider expects (empty when the user name is the
+    account's address), and ``hint`` a note on logging in that the form shows.
     """
 
     name: str
+    display_name: str
     host: str
     port: int
     security: Security
@@ -37,6 +41,8 @@ class ProviderPreset:
     rate: float | None
     daily_quota: int | None
     source: str
+    username: str = ""
+    hint: str = ""
 
 
 # Consumer Gmail accounts: smtp.gmail.com with STARTTLS on 587 (465 takes
@@ -50,6 +56,7 @@ class ProviderPreset:
 # email messages"); Google's own page for consumer accounts was not checked.
 _GMAIL = ProviderPreset(
     name="gmail",
+    display_name="Gmail",
     host="smtp.gmail.com",
     port=587,
     security="starttls",
@@ -57,6 +64,8 @@ _GMAIL = ProviderPreset(
     rate=None,
     daily_quota=500,
     source="third-party guides; Google publishes no SMTP session cap or rate",
+    hint="Google accepts an app password here, not the account password; for "
+    "OAuth 2.0, pass SMTPConfig(token_provider=...) in code.",
 )
 
 # Google Workspace accounts use the same host. Daily sending limit 2,000
@@ -67,6 +76,7 @@ _GMAIL = ProviderPreset(
 # NOTE: no session cap or rate is published; the same choices as for Gmail apply.
 _GOOGLE_WORKSPACE = ProviderPreset(
     name="google-workspace",
+    display_name="Google Workspace",
     host="smtp.gmail.com",
     port=587,
     security="starttls",
@@ -74,6 +84,8 @@ _GOOGLE_WORKSPACE = ProviderPreset(
     rate=None,
     daily_quota=2000,
     source="https://support.google.com/a/answer/166852",
+    hint="Google accepts an app password here, not the account password; for "
+    "OAuth 2.0, pass SMTPConfig(token_provider=...) in code.",
 )
 
 # Microsoft 365 (Exchange Online) SMTP AUTH client submission: up to three
@@ -84,6 +96,7 @@ _GOOGLE_WORKSPACE = ProviderPreset(
 # https://learn.microsoft.com/en-us/exchange/troubleshoot/send-emails/smtp-submission-improvements.
 _MICROSOFT365 = ProviderPreset(
     name="microsoft365",
+    display_name="Microsoft 365",
     host="smtp.office365.com",
     port=587,
     security="starttls",
@@ -92,6 +105,8 @@ _MICROSOFT365 = ProviderPreset(
     daily_quota=10_000,
     source="https://learn.microsoft.com/en-us/exchange/troubleshoot/send-emails/"
     "smtp-submission-improvements",
+    hint="SMTP AUTH must be enabled for the mailbox, or the login fails with 535 "
+    "5.7.139.",
 )
 
 # Outlook.com consumer accounts: smtp-mail.outlook.com, port 587, STARTTLS,
@@ -106,6 +121,7 @@ _MICROSOFT365 = ProviderPreset(
 # without a subscription is a figure reported by users, not published.
 _OUTLOOK_COM = ProviderPreset(
     name="outlook.com",
+    display_name="Outlook.com",
     host="smtp-mail.outlook.com",
     port=587,
     security="starttls",
@@ -114,6 +130,9 @@ _OUTLOOK_COM = ProviderPreset(
     daily_quota=300,
     source="https://support.microsoft.com/en-us/office/"
     "sending-limits-in-outlook-com-279ee200-594c-40f0-9ec8-bb6af7735c2e",
+    hint="Microsoft gives OAuth 2.0 as the login method for Outlook.com, so a "
+    "password may be rejected; for OAuth 2.0, pass SMTPConfig(token_provider=...) "
+    "in code.",
 )
 
 # Amazon SES SMTP interface in us-east-1; other regions use
@@ -129,6 +148,7 @@ _OUTLOOK_COM = ProviderPreset(
 # account with higher quotas. SES publishes no cap on SMTP sessions.
 _SES = ProviderPreset(
     name="ses",
+    display_name="Amazon SES (us-east-1)",
     host="email-smtp.us-east-1.amazonaws.com",
     port=587,
     security="starttls",
@@ -136,11 +156,106 @@ _SES = ProviderPreset(
     rate=1.0,
     daily_quota=200,
     source="https://docs.aws.amazon.com/ses/latest/dg/quotas.html",
+    hint="The user name and password are SES SMTP credentials, not AWS access "
+    "keys. Other regions use the host email-smtp.<region>.amazonaws.com.",
+)
+
+# Yahoo Mail: smtp.mail.yahoo.com takes implicit TLS on 465 (STARTTLS on 587)
+# and an app password for SMTP clients, as setup guides give it (for example
+# https://xenocept.com/docs/email-setup/yahoo.html).
+# NOTE: Yahoo publishes no session cap, rate or daily quota for consumer
+# accounts. The quota of 500 messages is the figure Yahoo publishes for its
+# Business Mail product (help.yahoo.com, "SMTP sending limits", SLN17518),
+# used here as a cautious choice; the connection cap is mailkit's default.
+_YAHOO = ProviderPreset(
+    name="yahoo",
+    display_name="Yahoo Mail",
+    host="smtp.mail.yahoo.com",
+    port=465,
+    security="tls",
+    max_connections=10,
+    rate=None,
+    daily_quota=500,
+    source="https://help.yahoo.com/mkb/article.php?page=content&y=PROD_YSB_BZMAIL"
+    "&locale=en_US&id=SLN17518 (the Yahoo Business Mail figure)",
+    hint="Yahoo needs an app password here, not the account password.",
+)
+
+# iCloud Mail: smtp.mail.me.com with STARTTLS on 587 and an app-specific
+# password. At most 1,000 messages and 1,000 recipients a day, and 500
+# recipients per message. Source: Apple Support, "Mailbox size and message
+# sending limits in iCloud", https://support.apple.com/en-ca/102198.
+# NOTE: Apple publishes no session cap or rate; the connection cap is mailkit's
+# default and the rate is left to adaptive throttling.
+_ICLOUD = ProviderPreset(
+    name="icloud",
+    display_name="iCloud Mail",
+    host="smtp.mail.me.com",
+    port=587,
+    security="starttls",
+    max_connections=10,
+    rate=None,
+    daily_quota=1000,
+    source="https://support.apple.com/en-ca/102198",
+    hint="iCloud needs an app-specific password here, not the Apple Account "
+    "password.",
+)
+
+# Fastmail: smtp.fastmail.com with implicit TLS on 465 and an app password.
+# NOTE: Fastmail lists its fair-use limits on
+# https://www.fastmail.com/help/account/limits.html, but the sending figures on
+# that page were not checked, so no rate or quota is set; the connection cap is
+# mailkit's default.
+_FASTMAIL = ProviderPreset(
+    name="fastmail",
+    display_name="Fastmail",
+    host="smtp.fastmail.com",
+    port=465,
+    security="tls",
+    max_connections=10,
+    rate=None,
+    daily_quota=None,
+    source="no sending figures checked; see "
+    "https://www.fastmail.com/help/account/limits.html",
+    hint="Fastmail needs an app password here, not the account password.",
+)
+
+# Twilio SendGrid SMTP relay: smtp.sendgrid.net, STARTTLS on 587 (also 25 and
+# 2525, implicit TLS on 465), user name "apikey" and an API key as the
+# password; up to 5,000 messages per SMTP connection and 10,000 concurrent
+# connections from one server. Source: Twilio SendGrid docs, "Integrating with
+# the SMTP API",
+# https://www.twilio.com/docs/sendgrid/for-developers/sending-email/integrating-with-the-smtp-api.
+# NOTE: the daily quota depends on the plan and is not set; 10 connections is
+# mailkit's default, far below SendGrid's cap.
+_SENDGRID = ProviderPreset(
+    name="sendgrid",
+    display_name="SendGrid",
+    host="smtp.sendgrid.net",
+    port=587,
+    security="starttls",
+    max_connections=10,
+    rate=None,
+    daily_quota=None,
+    source="https://www.twilio.com/docs/sendgrid/for-developers/sending-email/"
+    "integrating-with-the-smtp-api",
+    username="apikey",
+    hint="The user name is the word apikey and the password is an API key.",
 )
 
 PROVIDERS: dict[str, ProviderPreset] = {
     preset.name: preset
-    for preset in (_GMAIL, _GOOGLE_WORKSPACE, _MICROSOFT365, _OUTLOOK_COM, _SES)
+    for preset in (
+        _GMAIL,
+        _GOOGLE_WORKSPACE,
+        _MICROSOFT365,
+        _OUTLOOK_COM,
+        _SES,
+        _YAHOO,
+        _ICLOUD,
+        _FASTMAIL,
+        _SENDGRID,
+    )
 }
 
 _ALIASES = {
@@ -161,6 +276,10 @@ _BY_HOST = {
     "smtp.gmail.com": "gmail",
     "smtp.office365.com": "microsoft365",
     "smtp-mail.outlook.com": "outlook.com",
+    "smtp.mail.yahoo.com": "yahoo",
+    "smtp.mail.me.com": "icloud",
+    "smtp.fastmail.com": "fastmail",
+    "smtp.sendgrid.net": "sendgrid",
 }
 
 

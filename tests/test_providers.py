@@ -21,8 +21,13 @@ def test_presets_have_settings_and_source():
         "microsoft365",
         "outlook.com",
         "ses",
+        "yahoo",
+        "icloud",
+        "fastmail",
+        "sendgrid",
     }
     for preset in PROVIDERS.values():
+        assert preset.display_name
         assert preset.port in (465, 587)
         assert preset.security in ("starttls", "tls")
         assert preset.max_connections >= 1
@@ -46,8 +51,12 @@ def test_provider_aliases(alias, name):
 
 
 def test_unknown_provider_lists_names():
-    with pytest.raises(mailkit.ConfigurationError, match="Unknown provider 'yahoo'"):
-        get_provider("yahoo")
+    with pytest.raises(mailkit.ConfigurationError, match="Unknown provider") as info:
+        get_provider("nope")
+
+    assert "'nope'" in str(info.value)
+    assert "sendgrid" in str(info.value)
+    assert "gmail" in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -57,6 +66,10 @@ def test_unknown_provider_lists_names():
         ("SMTP.Office365.com", "microsoft365"),
         ("smtp-mail.outlook.com", "outlook.com"),
         ("email-smtp.eu-west-1.amazonaws.com", "ses"),
+        ("smtp.mail.yahoo.com", "yahoo"),
+        ("smtp.mail.me.com", "icloud"),
+        ("smtp.fastmail.com", "fastmail"),
+        ("smtp.sendgrid.net", "sendgrid"),
     ],
 )
 def test_known_hosts_select_preset(host, name):
@@ -74,6 +87,16 @@ def test_config_from_provider():
     assert (config.host, config.port, config.security) == ("smtp.gmail.com", 587, "starttls")
     assert config.provider == "gmail"
     assert "app-password" not in repr(config)
+
+
+def test_config_from_provider_fixed_username():
+    config = mailkit.SMTPConfig.from_provider("sendgrid", password="api-key")
+    own = mailkit.SMTPConfig.from_provider("sendgrid", username="other", password="k")
+
+    assert config.username == "apikey"
+    assert config.provider == "sendgrid"
+    assert own.username == "other"
+    assert mailkit.SMTPConfig.from_provider("gmail").username is None
 
 
 def test_config_rejects_unknown_provider():
