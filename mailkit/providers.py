@@ -8,6 +8,9 @@ comment says so and the value is a cautious choice.
 
 Providers change their limits without notice, and many depend on the account
 (trial, sandbox, reputation), so check the named page for your account.
+
+NOTE: the hosts and ports are the ones the providers publish for SMTP
+submission. They were not checked against the live servers from this repository.
 """
 
 from __future__ import annotations
@@ -164,9 +167,9 @@ _SES = ProviderPreset(
 # and an app password for SMTP clients, as setup guides give it (for example
 # https://xenocept.com/docs/email-setup/yahoo.html).
 # NOTE: Yahoo publishes no session cap, rate or daily quota for consumer
-# accounts. The quota of 500 messages is the figure Yahoo publishes for its
-# Business Mail product (help.yahoo.com, "SMTP sending limits", SLN17518),
-# used here as a cautious choice; the connection cap is mailkit's default.
+# accounts. The quota of 500 messages is a cautious choice: it is the figure
+# that Yahoo publishes for its Business Mail product (help.yahoo.com, "SMTP
+# sending limits", SLN17518). The connection cap is mailkit's default.
 _YAHOO = ProviderPreset(
     name="yahoo",
     display_name="Yahoo Mail",
@@ -204,7 +207,7 @@ _ICLOUD = ProviderPreset(
 # Fastmail: smtp.fastmail.com with implicit TLS on 465 and an app password.
 # NOTE: Fastmail lists its fair-use limits on
 # https://www.fastmail.com/help/account/limits.html, but the sending figures on
-# that page were not checked, so no rate or quota is set; the connection cap is
+# that page were not checked, so no rate or quota is set. The connection cap is
 # mailkit's default.
 _FASTMAIL = ProviderPreset(
     name="fastmail",
@@ -221,13 +224,13 @@ _FASTMAIL = ProviderPreset(
 )
 
 # Twilio SendGrid SMTP relay: smtp.sendgrid.net, STARTTLS on 587 (also 25 and
-# 2525, implicit TLS on 465), user name "apikey" and an API key as the
-# password; up to 5,000 messages per SMTP connection and 10,000 concurrent
-# connections from one server. Source: Twilio SendGrid docs, "Integrating with
-# the SMTP API",
+# 2525, implicit TLS on 465), the user name "apikey" and an API key as the
+# password. SendGrid accepts up to 5,000 messages per SMTP connection and
+# 10,000 concurrent connections from one server. Source: Twilio SendGrid docs,
+# "Integrating with the SMTP API",
 # https://www.twilio.com/docs/sendgrid/for-developers/sending-email/integrating-with-the-smtp-api.
-# NOTE: the daily quota depends on the plan and is not set; 10 connections is
-# mailkit's default, far below SendGrid's cap.
+# NOTE: the daily quota depends on the plan, so none is set. The cap of 10
+# connections is mailkit's default, far below SendGrid's.
 _SENDGRID = ProviderPreset(
     name="sendgrid",
     display_name="SendGrid",
