@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import json
 import logging
 import sys
@@ -18,7 +19,8 @@ import pytest
 from delayed_smtp import DelayedSMTPServer
 
 import mailkit
-from mailkit.widgets import Composer, SendPanel, SMTPSettings, app
+from mailkit.providers import PROVIDERS
+from mailkit.widgets import CUSTOM, Composer, SendPanel, SMTPSettings, app
 from mailkit.widgets import send_panel as send_panel_module
 
 SENDER = "Accounts team <accounts@example.com>"
@@ -368,6 +370,70 @@ def test_send_panel_workers_cap_connections(server):
 
     assert 1 <= server.max_active_sessions <= 2
     assert panel.results.attrs["workers"] == 2
+
+
+def _choose_provider(panel: SendPanel, name: str, server) -> None:
+    # Choose the preset, then point the fields at the capture server on
+    # 127.0.0.1, so nothing connects to the provider's real host.
+    panel.settings.preset.value = name
+    panel.settings.host.value = "127.0.0.1"
+    panel.settings.security.value = "none"
+    panel.settings.port.value = server.port
+
+
+_PRESET_ATTRS = ("provider", "max_connections", "daily_quota", "rate_per_s")
+
+
+def test_send_panel_provider_preset_limits(server):
+    df = _frame(12)
+    panel = _panel(df, server.url)
+    _choose_provider(panel, "microsoft365", server)
+    panel.rate.value = 100.0
+
+    panel.start()
+    assert panel.wait(30)
+    results = panel.results
+    direct = mailkit.send_bulk(
+        _frame(12), subject="Hi", body="Hello", sender=SENDER, smtp=server.url,
+        provider="microsoft365", rate=100, progress=False,
+    )
+
+    assert (results["status"] == "sent").all()
+    assert results.attrs["provider"] == "microsoft365"
+    assert results.attrs["max_connections"] == 3
+    assert results.attrs["peak_connections"] <= 3
+    assert results.attrs["daily_quota"] == 10_000
+    assert results.attrs["rate_per_s"] == 100
+    for name in _PRESET_ATTRS:
+        assert results.attrs[name] == direct.attrs[name], name
+    assert len(server.messages) == 24
+
+
+def test_send_panel_provider_quota_stops_batch(server, monkeypatch):
+    small = dataclasses.replace(PROVIDERS["ses"], rate=None, daily_quota=2)
+    monkeypatch.setitem(PROVIDERS, "ses", small)
+    panel = _panel(_frame(3), server.url)
+    _choose_provider(panel, "ses", server)
+
+    panel.start()
+    assert panel.wait(30)
+
+    statuses = Counter(panel.results["status"].astype(str))
+    assert statuses == {"sent": 2, "skipped": 1}
+    assert panel.results.attrs["provider"] == "ses"
+    assert panel.results.attrs["daily_quota"] == 2
+    assert len(server.messages) == 2
+
+
+def test_send_panel_custom_has_no_provider(server):
+    panel = _panel(_frame(2), server.url)
+
+    panel.start()
+    assert panel.wait(30)
+
+    assert panel.settings.preset.value == CUSTOM
+    assert panel.results.attrs["provider"] is None
+    assert panel.results.attrs["max_connections"] == 10
 
 
 def test_send_panel_workers_only_for_instant(server):

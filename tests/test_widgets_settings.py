@@ -1,4 +1,4 @@
-"""mailkit.widgets.SMTPSettings: presets, the connection test and the password."""
+"""mailkit.widgets.SMTPSettings: providers, the connection test and the password."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 from delayed_smtp import DelayedSMTPServer
 
 import mailkit
-from mailkit.widgets import SMTPSettings
+from mailkit.providers import PROVIDERS
+from mailkit.widgets import CUSTOM, LOCAL_SERVER, SMTPSettings
 
 SECRET = "example-secret-123"
 
@@ -49,45 +50,138 @@ def test_settings_filled_from_environment(monkeypatch):
     assert settings.username.value == "robot@example.com"
 
 
-@pytest.mark.parametrize(
-    ("preset", "host", "port", "security"),
-    [
-        ("Gmail / Google Workspace", "smtp.gmail.com", 587, "starttls"),
-        ("Microsoft 365", "smtp.office365.com", 587, "starttls"),
-        ("Yahoo Mail", "smtp.mail.yahoo.com", 465, "tls"),
-        ("Local capture server (127.0.0.1:1025)", "127.0.0.1", 1025, "none"),
-    ],
-)
-def test_settings_preset_fills_fields(preset, host, port, security):
+def test_settings_lists_every_provider():
+    settings = SMTPSettings()
+    options = {value: label for label, value in settings.preset.options}
+
+    assert options[CUSTOM] == "Custom"
+    assert LOCAL_SERVER in options
+    for name, preset in PROVIDERS.items():
+        assert options[name] == preset.display_name
+    assert len(options) == len(PROVIDERS) + 2
+
+
+@pytest.mark.parametrize("name", sorted(PROVIDERS))
+def test_settings_provider_fills_fields(name):
+    preset = PROVIDERS[name]
     settings = SMTPSettings()
 
-    settings.preset.value = preset
+    settings.preset.value = name
 
-    assert settings.host.value == host
-    assert settings.port.value == port
-    assert settings.security.value == security
-    assert settings.preset.value == preset
+    assert settings.host.value == preset.host
+    assert settings.port.value == preset.port
+    assert settings.security.value == preset.security
+    assert settings.username.value == preset.username
+    assert settings.preset.value == name
+    assert settings.provider == name
+    config = settings.config()
+    assert (config.host, config.port, config.security) == (
+        preset.host,
+        preset.port,
+        preset.security,
+    )
+    assert config.provider == name
+    assert f"{preset.max_connections} connection(s)" in settings.limits.value
 
 
-def test_settings_preset_hint_and_user():
+def test_settings_local_server_choice():
     settings = SMTPSettings()
 
-    settings.preset.value = "SendGrid"
+    settings.preset.value = LOCAL_SERVER
 
+    assert settings.host.value == "127.0.0.1"
+    assert settings.port.value == 1025
+    assert settings.security.value == "none"
+    assert settings.provider is None
+    assert settings.config().provider is None
+    assert "mailkit serve" in settings.hint.value
+    assert settings.limits.value == ""
+
+
+def test_settings_provider_hint_and_user():
+    settings = SMTPSettings()
+
+    settings.preset.value = "sendgrid"
     assert settings.username.value == "apikey"
     assert "API key" in settings.hint.value
-    settings.preset.value = "Gmail / Google Workspace"
+
+    settings.preset.value = "gmail"
     assert "app password" in settings.hint.value
+    assert settings.username.value == ""
+
+    settings.username.value = "me@gmail.com"
+    settings.preset.value = "google-workspace"
+    assert settings.username.value == "me@gmail.com"
 
 
-def test_settings_editing_host_leaves_preset():
+def test_settings_editing_host_keeps_provider():
     settings = SMTPSettings()
-    settings.preset.value = "Gmail / Google Workspace"
+    settings.preset.value = "gmail"
 
     settings.host.value = "smtp.example.com"
 
-    assert settings.preset.value == "Custom"
+    assert settings.preset.value == "gmail"
     assert settings.host.value == "smtp.example.com"
+    assert settings.config().provider == "gmail"
+    assert "is not Gmail&#x27;s host smtp.gmail.com" in settings.limits.value
+    assert "Choose Custom" in settings.limits.value
+
+
+def test_settings_other_ses_region_no_warning():
+    settings = SMTPSettings()
+    settings.preset.value = "ses"
+
+    settings.host.value = "email-smtp.eu-west-1.amazonaws.com"
+
+    assert settings.config().provider == "ses"
+    assert "mailkit-info" in settings.limits.value
+    assert "is not" not in settings.limits.value
+    assert "200 message(s) per 24 hours" in settings.limits.value
+
+
+def test_settings_custom_has_no_provider():
+    settings = SMTPSettings()
+    settings.preset.value = "microsoft365"
+
+    settings.preset.value = CUSTOM
+    settings.host.value = "smtp.example.com"
+
+    assert settings.provider is None
+    assert settings.config().provider is None
+    assert settings.hint.value == ""
+    assert settings.limits.value == ""
+
+
+def test_settings_custom_known_host_shows_limits():
+    settings = SMTPSettings()
+
+    settings.host.value = "smtp.office365.com"
+
+    assert settings.preset.value == CUSTOM
+    assert settings.config().provider is None
+    assert "Microsoft 365" in settings.limits.value
+    assert "30 message(s) per minute" in settings.limits.value
+
+
+def test_settings_filled_from_provider_config():
+    config = mailkit.SMTPConfig.from_provider(
+        "ses", host="email-smtp.eu-west-1.amazonaws.com", username="robot"
+    )
+
+    settings = SMTPSettings(config)
+
+    assert settings.preset.value == "ses"
+    assert settings.host.value == "email-smtp.eu-west-1.amazonaws.com"
+    assert settings.username.value == "robot"
+    assert settings.config().provider == "ses"
+
+
+def test_settings_filled_from_provider_host():
+    settings = SMTPSettings("smtp+starttls://me%40gmail.com@smtp.gmail.com:587")
+
+    assert settings.preset.value == "gmail"
+    assert settings.username.value == "me@gmail.com"
+    assert "app password" in settings.hint.value
 
 
 def test_settings_security_follows_usual_port():

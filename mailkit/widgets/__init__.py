@@ -14,6 +14,14 @@ from __future__ import annotations
 from .app import MailMergeApp, app
 from .composer import Composer
 from .send_panel import SendPanel
-from .settings import PRESETS, SMTPSettings
+from .settings import CUSTOM, LOCAL_SERVER, SMTPSettings
 
-__all__ = ["PRESETS", "Composer", "MailMergeApp", "SMTPSettings", "SendPanel", "app"]
+__all__ = [
+    "CUSTOM",
+    "LOCAL_SERVER",
+    "Composer",
+    "MailMergeApp",
+    "SMTPSettings",
+    "SendPanel",
+    "app",
+]

@@ -60,6 +60,10 @@ class SendPanel(w.VBox):
     """A form that sends ``df`` with the templates of ``composer`` through the
     server of ``settings``, showing live progress and then the results.
 
+    The provider chosen in ``settings`` reaches :func:`mailkit.send_bulk` as
+    ``SMTPConfig.provider``, so the batch gets that provider's connection cap,
+    rate and daily quota, and ``results.attrs["provider"]`` names it.
+
     The batch runs in a background thread, so the kernel stays responsive and
     Stop can be clicked. With a journal file, pressing Send again after a Stop
     or a crash sends only the rows that the journal does not record as sent. Send is disabled while a batch runs, and :meth:`start`

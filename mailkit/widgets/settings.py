@@ -1,20 +1,20 @@
-"""The SMTP settings form: server, security, login, presets and a connection test."""
+"""The SMTP settings form: server, security, login, provider and a connection test."""
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 
 import ipywidgets as w
 
 from ..config import PASSWORD_ENV, URL_ENV, SMTPConfig, resolve_smtp
 from ..errors import ConfigurationError, MailkitError
+from ..providers import PROVIDERS, ProviderPreset, get_provider, provider_for_host
 from ..transport import Connection
 from .background import BackgroundTask
 from .feedback import error_html, info_html, success_html, warning_html
 
-__all__ = ["PRESETS", "Preset", "SMTPSettings"]
+__all__ = ["CUSTOM", "LOCAL_SERVER", "SMTPSettings"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,59 +27,42 @@ _DEFAULT_PORTS = {"starttls": 587, "tls": 465}
 _WIDE = w.Layout(width="32em")
 _STYLE = {"description_width": "9em"}
 
-
-@dataclass(frozen=True)
-class Preset:
-    """Server settings of one provider, and a hint shown when it is chosen."""
-
-    host: str
-    port: int
-    security: str
-    username: str = ""
-    hint: str = ""
+#: Value of the Provider dropdown for a server typed by hand.
+CUSTOM = "custom"
+#: Value of the Provider dropdown for mailkit's capture server on 127.0.0.1:1025,
+#: the address that ``mailkit serve`` listens on by default.
+LOCAL_SERVER = "local"
+_LOCAL_HOST = "127.0.0.1"
+_LOCAL_PORT = 1025
+_LOCAL_HINT = "Start it with `mailkit serve --port 1025` or mailkit.LocalSMTPServer."
 
 
-# NOTE: host names and ports are the ones the providers publish for SMTP
-# submission; they were not checked against a live server from this repository.
-PRESETS: dict[str, Preset | None] = {
-    "Custom": None,
-    "Local capture server (127.0.0.1:1025)": Preset(
-        "127.0.0.1",
-        1025,
-        "none",
-        hint="Start it with `mailkit serve --port 1025` or mailkit.LocalSMTPServer.",
-    ),
-    "Gmail / Google Workspace": Preset(
-        "smtp.gmail.com",
-        587,
-        "starttls",
-        hint="Gmail accepts an app password here, not the account password.",
-    ),
-    "Microsoft 365": Preset(
-        "smtp.office365.com",
-        587,
-        "starttls",
-        hint="SMTP AUTH must be enabled for the mailbox, or the login fails with 535 "
-        "5.7.139.",
-    ),
-    "Outlook.com": Preset("smtp-mail.outlook.com", 587, "starttls"),
-    "Yahoo Mail": Preset(
-        "smtp.mail.yahoo.com", 465, "tls", hint="Yahoo expects an app password."
-    ),
-    "iCloud Mail": Preset(
-        "smtp.mail.me.com", 587, "starttls", hint="iCloud expects an app password."
-    ),
-    "Fastmail": Preset(
-        "smtp.fastmail.com", 465, "tls", hint="Fastmail expects an app password."
-    ),
-    "SendGrid": Preset(
-        "smtp.sendgrid.net",
-        587,
-        "starttls",
-        username="apikey",
-        hint="The user name is the word apikey and the password is an API key.",
-    ),
-}
+def _provider_options() -> list[tuple[str, str]]:
+    # The provider names of mailkit.providers are the dropdown's values, so
+    # the form's choice is the name that send_bulk(provider=...) takes.
+    options = [
+        ("Custom", CUSTOM),
+        (f"Local capture server ({_LOCAL_HOST}:{_LOCAL_PORT})", LOCAL_SERVER),
+    ]
+    options += [(preset.display_name, name) for name, preset in PROVIDERS.items()]
+    return options
+
+
+def _describe_limits(preset: ProviderPreset) -> str:
+    if preset.rate is None:
+        rate = "no message rate (adaptive throttling only)"
+    elif preset.rate < 1:
+        rate = f"{preset.rate * 60:g} message(s) per minute"
+    else:
+        rate = f"{preset.rate:g} message(s) per second"
+    if preset.daily_quota is None:
+        quota = "no daily quota"
+    else:
+        quota = f"{preset.daily_quota:,} message(s) per 24 hours"
+    return (
+        f"at most {preset.max_connections} connection(s), {rate}, {quota} "
+        f"(source: {preset.source})"
+    )
 
 
 class SMTPSettings(w.VBox):
@@ -89,6 +72,16 @@ class SMTPSettings(w.VBox):
     it, the form starts from the ``MAILKIT_SMTP_URL`` environment variable when
     that is set. :meth:`config` returns the settings for
     ``send_bulk(smtp=...)``.
+
+    The Provider dropdown lists the presets of :mod:`mailkit.providers`, and
+    choosing one fills host, port, security and a fixed user name. Its value is
+    the provider's name, which :attr:`provider` returns and :meth:`config`
+    passes on as ``SMTPConfig.provider``, so a batch sent with these settings
+    gets that provider's connection cap, rate and daily quota, as with
+    ``send_bulk(provider=...)``. Editing the host or port afterwards keeps the
+    provider and its limits (for another SES region, say), and the form warns
+    when the host is not the provider's. "Custom" sends with no preset, unless
+    the host is a known provider's host, which selects its preset by itself.
 
     The password never stays in the widget. The form receives it when the
     field loses focus or Enter is pressed, then moves it into this object's
@@ -103,7 +96,7 @@ class SMTPSettings(w.VBox):
         self._test_task = BackgroundTask("connection-test")
 
         self.preset = w.Dropdown(
-            options=list(PRESETS), value="Custom", description="Provider",
+            options=_provider_options(), value=CUSTOM, description="Provider",
             layout=_WIDE, style=_STYLE,
         )
         self.host = w.Text(
@@ -141,11 +134,13 @@ class SMTPSettings(w.VBox):
             indent=False,
         )
         self.hint = w.HTML()
+        self.limits = w.HTML()
         self.test_button = w.Button(description="Test connection", icon="plug")
         self.status = w.HTML()
 
         for widget, name in (
             (self.preset, "preset"),
+            (self.limits, "provider-limits"),
             (self.host, "host"),
             (self.port, "port"),
             (self.security, "security"),
@@ -168,6 +163,7 @@ class SMTPSettings(w.VBox):
             [
                 self.preset,
                 self.hint,
+                self.limits,
                 self.host,
                 self.port,
                 self.security,
@@ -182,7 +178,7 @@ class SMTPSettings(w.VBox):
         self.add_class("mailkit-settings")
 
         self.preset.observe(self._on_preset, names="value")
-        for field in (self.host, self.port, self.security, self.username):
+        for field in (self.host, self.port, self.security):
             field.observe(self._on_field_edit, names="value")
         self.security.observe(self._on_security, names="value")
         self.password.observe(self._on_password, names="value")
@@ -191,6 +187,7 @@ class SMTPSettings(w.VBox):
         self.test_button.on_click(lambda _: self._start_test())
 
         self._fill(smtp)
+        self._show_provider()
         self._show_password_state()
 
     # -- filling the form ---------------------------------------------------------
@@ -203,6 +200,14 @@ class SMTPSettings(w.VBox):
         except ConfigurationError as exc:
             self.status.value = error_html(str(exc))
             return
+        # Choosing the provider first fills its fields, which the config's own
+        # values then replace.
+        if config.provider:
+            self.preset.value = get_provider(config.provider).name
+        else:
+            by_host = provider_for_host(config.host)
+            if by_host is not None:
+                self.preset.value = by_host.name
         self.host.value = config.host
         self.security.value = config.security
         self.port.value = config.port
@@ -214,32 +219,79 @@ class SMTPSettings(w.VBox):
         if config.password and config.password != os.environ.get(PASSWORD_ENV):
             self._password = config.password
 
+    @property
+    def provider(self) -> str | None:
+        """The name of the chosen provider preset; None for Custom and the
+        local capture server."""
+        if self.preset.value in (CUSTOM, LOCAL_SERVER):
+            return None
+        return self.preset.value
+
     def _on_preset(self, change: dict) -> None:
-        preset = PRESETS[change["new"]]
-        self.hint.value = info_html(preset.hint) if preset and preset.hint else ""
-        if preset is None:
+        choice = change["new"]
+        if choice == CUSTOM:
+            self._show_provider()
             return
+        if choice == LOCAL_SERVER:
+            host, port, security, username = _LOCAL_HOST, _LOCAL_PORT, "none", ""
+        else:
+            preset = PROVIDERS[choice]
+            host, port, security = preset.host, preset.port, preset.security
+            username = preset.username
         self._applying_preset = True
         try:
-            self.host.value = preset.host
-            self.security.value = preset.security
-            self.port.value = preset.port
-            if preset.username or not self.username.value:
-                self.username.value = preset.username
+            self.host.value = host
+            self.security.value = security
+            self.port.value = port
+            if username or not self.username.value or self._has_fixed_username():
+                self.username.value = username
         finally:
             self._applying_preset = False
         self.status.value = ""
+        self._show_provider()
+
+    def _has_fixed_username(self) -> bool:
+        # A user name that another provider fixes, such as SendGrid's apikey,
+        # is cleared when the user switches to a provider that has none.
+        fixed = {preset.username for preset in PROVIDERS.values() if preset.username}
+        return self.username.value in fixed
 
     def _on_field_edit(self, change: dict) -> None:
-        if self._applying_preset:
-            return
-        preset = PRESETS[self.preset.value]
-        if preset is not None and (
-            self.host.value != preset.host
-            or self.port.value != preset.port
-            or self.security.value != preset.security
-        ):
-            self.preset.value = "Custom"
+        if not self._applying_preset:
+            self._show_provider()
+
+    def _show_provider(self) -> None:
+        """Show the chosen provider's login hint and the limits a batch gets."""
+        choice = self.preset.value
+        host = self.host.value.strip()
+        by_host = provider_for_host(host) if host else None
+        if choice == LOCAL_SERVER:
+            self.hint.value = info_html(_LOCAL_HINT)
+            self.limits.value = ""
+        elif choice == CUSTOM:
+            self.hint.value = ""
+            self.limits.value = ""
+            if by_host is not None:
+                name = by_host.display_name
+                self.limits.value = info_html(
+                    f"{host} is a {name} host, so the {name} limits apply when "
+                    f"sending: {_describe_limits(by_host)}."
+                )
+        else:
+            preset = PROVIDERS[choice]
+            self.hint.value = info_html(preset.hint) if preset.hint else ""
+            name = preset.display_name
+            limits = _describe_limits(preset)
+            if by_host is preset or host.lower() == preset.host:
+                self.limits.value = info_html(
+                    f"{name} limits apply when sending: {limits}."
+                )
+            else:
+                self.limits.value = warning_html(
+                    f"The host {host or '(empty)'} is not {name}'s host "
+                    f"{preset.host}, but the {name} limits still apply when "
+                    f"sending: {limits}. Choose Custom for a server without them."
+                )
 
     def _on_security(self, change: dict) -> None:
         # Switch to the usual port of the new mode if the port was the usual
@@ -324,6 +376,7 @@ class SMTPSettings(w.VBox):
             cafile=self.cafile.value.strip() or None,
             tls_verify=bool(self.verify_tls.value),
             allow_insecure_auth=bool(self.allow_insecure_auth.value),
+            provider=self.provider,
         )
 
     def __repr__(self) -> str:
