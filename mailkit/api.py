@@ -297,8 +297,8 @@ def send_bulk(
     over all connections together in any mode: a number, or a string such as
     ``"30/min"``; ``burst`` messages may start back to back (default 1).
 
-    Limits: ``provider`` (``"gmail"``, ``"google-workspace"``,
-    ``"microsoft365"``, ``"outlook.com"``, ``"ses"``) applies that provider's
+    Limits: ``provider`` (a name in :data:`mailkit.providers.PROVIDERS`, such
+    as ``"gmail"``, ``"microsoft365"`` or ``"ses"``) applies that provider's
     connection cap and rate from :mod:`mailkit.providers`, and its daily quota
     as the default of ``daily_quota``; known hosts such as smtp.office365.com
     select their preset by themselves.
