@@ -238,10 +238,12 @@ class Engine:
         running = len(workers)
         while running:
             self._log_router.write_held()
+            # Checked before every event, because a batch whose rows finish
+            # more often than every _STOP_POLL_S never leaves the queue empty.
+            self._user_stop_requested()
             try:
                 kind, payload = self._batch.events.get(timeout=_STOP_POLL_S)
             except queue.Empty:
-                self._user_stop_requested()
                 continue
             if kind == "exit":
                 running -= 1

@@ -10,6 +10,7 @@ import pytest
 from delayed_smtp import DelayedSMTPServer
 
 import mailkit
+from mailkit.testing import FaultSMTPServer
 
 SENDER = "Accounts team <accounts@example.com>"
 USER_STOP_ERROR = "Not sent: stopped by the user."
@@ -133,3 +134,29 @@ def test_stop_token_repr():
     assert repr(token) == "StopToken(set=False)"
     token.set()
     assert repr(token) == "StopToken(set=True)"
+
+
+def test_stop_while_rows_finish_quickly():
+    """A stop takes effect although a row finishes every few milliseconds, so
+    the queue of finished rows is never empty for a whole poll period."""
+    token = mailkit.StopToken()
+    rows = 200
+
+    def stop_after_five(done, total, row):
+        if done == 5:
+            token.set()
+
+    with FaultSMTPServer(delays={"eod": 0.01}) as fault_server:
+        results = _send(
+            _frame(rows), fault_server.url, mode="instant", max_workers=4,
+            stop=token, progress_callback=stop_after_five, progress=False,
+        )
+        fault_server.wait_for_idle()
+        received = [m.rcpt_tos[0] for m in fault_server.messages]
+
+    sent = results[results["status"] == "sent"]
+    skipped = results[results["status"] == "skipped"]
+    assert results.attrs["stop_reason"] == "stopped by the user"
+    assert len(sent) < rows // 2
+    assert len(sent) + len(skipped) == rows
+    assert sorted(received) == sorted(sent["to"])
