@@ -386,6 +386,21 @@ def test_stalled_greeting_times_out_client() -> None:
     assert server.sessions[0].close_reason == "client"
 
 
+def test_client_closing_during_greeting_delay_ends_session() -> None:
+    # The closed session must not count against the session limit any more.
+    with FaultSMTPServer(delays={"greeting": 0.3}, concurrent_session_limit=1) as server:
+        socket.create_connection((server.host, server.port), timeout=2).close()
+        server.wait_until(lambda: server.connection_count == 1)
+        # Less than the greeting delay, so the session ends on the client's close.
+        server.wait_for_idle(timeout=0.2)
+        with connect(server, timeout=2) as client:
+            code, _ = client.noop()
+
+    assert server.sessions[0].close_reason == "client"
+    assert server.sessions[1].close_reason == "quit"
+    assert code == 250
+
+
 def test_stop_is_fast_with_stalled_session() -> None:
     server = FaultSMTPServer(rules=[stall_at("GREETING")], max_stall=60.0)
     server.start()

@@ -285,8 +285,17 @@ class FaultSMTPProtocol(SMTP):
             await self.handle_exception(error)
             await self._send_and_close(REPLY_GREETING_ERROR, "error")
             return
-        if proceed:
+        if not proceed:
+            return
+        try:
             await super()._handle_client()
+        except asyncio.CancelledError:
+            # aiosmtpd's command loop does not close the transport when the
+            # task is cancelled while it sends the greeting, which waits for
+            # the greeting delay. Closing a closed transport does nothing.
+            if self.transport is not None:
+                self.transport.close()
+            raise
 
     async def _prepare_greeting(self) -> bool:
         """Apply the session limit and greeting rules.
