@@ -149,8 +149,8 @@ Reply = tuple[int, bytes]
 
 
 class _ConnectHook:
-    """Turns Nagle's algorithm off and calls ``after_connect`` between making
-    the socket and reading the greeting.
+    """Turns Nagle's algorithm off and calls ``on_socket`` and ``after_connect``
+    between making the socket and reading the greeting.
 
     smtplib connects and reads the greeting in its constructor, with no way in
     between otherwise. Every command group and every message goes out in one
@@ -160,14 +160,21 @@ class _ConnectHook:
     """
 
     def __init__(
-        self, *args: Any, after_connect: Callable[[], None] | None = None, **kwargs: Any
+        self,
+        *args: Any,
+        after_connect: Callable[[], None] | None = None,
+        on_socket: Callable[[socket.socket], None] | None = None,
+        **kwargs: Any,
     ) -> None:
         self._after_connect = after_connect
+        self._on_socket = on_socket
         super().__init__(*args, **kwargs)
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
         try:
+            if self._on_socket is not None:
+                self._on_socket(sock)
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self._after_connect is not None:
@@ -204,6 +211,12 @@ class Connection:
         self._ssl_context = ssl_context
         self._smtp: smtplib.SMTP | None = None
         self._opening: smtplib.SMTP | None = None
+        # The socket of a session whose greeting is being read: smtplib reads it
+        # in its constructor, before ``_opening`` can be set.
+        self._connecting: socket.socket | None = None
+        # Guards ``_smtp``, ``_opening`` and ``_connecting`` against
+        # abort_opening() from another thread.
+        self._state_lock = threading.Lock()
         self._handed_over = False
         self.messages_sent = 0
         self.opened_at: float | None = None
@@ -251,10 +264,21 @@ class Connection:
         SMTPTimeoutError.
         """
         config = self.config
-        smtp = self._connect(after_connect)
-        # Kept so that abort() from another thread reaches a session that is
-        # still opening.
-        self._opening = smtp
+        try:
+            smtp = self._connect(after_connect)
+        except BaseException:
+            # smtplib leaves the socket open when reading the greeting is
+            # interrupted (KeyboardInterrupt), so it is closed here.
+            with self._state_lock:
+                sock, self._connecting = self._connecting, None
+            if sock is not None:
+                sock.close()
+            raise
+        with self._state_lock:
+            # Kept so that abort() from another thread reaches a session that
+            # is still opening.
+            self._opening = smtp
+            self._connecting = None
         try:
             smtp.sock.settimeout(config.timeout)
             if after_greeting is not None:
@@ -268,9 +292,13 @@ class Connection:
             # be the reason for the wait.
             smtp.close()
             raise
+        else:
+            with self._state_lock:
+                self._smtp = smtp
+                self._opening = None
         finally:
-            self._opening = None
-        self._smtp = smtp
+            with self._state_lock:
+                self._opening = None
         self.extensions = dict(smtp.esmtp_features)
         self.capabilities = ServerCapabilities.from_ehlo(smtp)
         self.pipelining = "pipelining" in self.extensions
@@ -296,6 +324,7 @@ class Connection:
                     timeout=config.connect_timeout,
                     context=self._context(),
                     after_connect=after_connect,
+                    on_socket=self._track_socket,
                 )
             return _SMTP(
                 config.host,
@@ -303,6 +332,7 @@ class Connection:
                 local_hostname=config.local_hostname,
                 timeout=config.connect_timeout,
                 after_connect=after_connect,
+                on_socket=self._track_socket,
             )
         except ssl.SSLError as exc:
             raise _tls_error(config, exc) from exc
@@ -331,6 +361,10 @@ class Connection:
             ) from exc
         except (OSError, smtplib.SMTPException) as exc:
             raise SMTPConnectError(f"Cannot connect to {where}: {exc}.") from exc
+
+    def _track_socket(self, sock: socket.socket) -> None:
+        with self._state_lock:
+            self._connecting = sock
 
     def _start_session(
         self,
@@ -701,14 +735,21 @@ class Connection:
         A worker blocked on a reply then gets an error at once instead of
         waiting for the timeout; the worker still closes the connection itself.
         """
+        with self._state_lock:
+            _shut_down_socket(self._socket_in_use())
+
+    def abort_opening(self) -> None:
+        """Shut the socket down from another thread if the session is still
+        being opened (greeting, EHLO, STARTTLS or AUTH), and only then."""
+        with self._state_lock:
+            if self._smtp is None:
+                _shut_down_socket(self._socket_in_use())
+
+    def _socket_in_use(self) -> socket.socket | None:
         smtp = self._smtp or self._opening
-        sock = getattr(smtp, "sock", None) if smtp is not None else None
-        if sock is None:
-            return
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+        if smtp is None:
+            return self._connecting
+        return getattr(smtp, "sock", None)
 
     def discard(self) -> None:
         """Forget a connection that is broken, closing its socket."""
@@ -756,6 +797,15 @@ def _no_greeting_message(config: SMTPConfig) -> str:
             "465), use smtps:// (security='tls'); otherwise raise connect_timeout."
         )
     return text + " Raise connect_timeout if the server is slow to greet."
+
+
+def _shut_down_socket(sock: socket.socket | None) -> None:
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 def _close_quietly(smtp: smtplib.SMTP) -> None:

@@ -123,12 +123,19 @@ class BatchState:
     # -- stopping -----------------------------------------------------------------
 
     def halt(self, reason: str, *, quiet: bool = False) -> None:
-        """Stop the run; the first reason wins. Rows not sent end as skipped."""
+        """Stop the run; the first reason wins. Rows not sent end as skipped.
+
+        Connections that are still opening are cut off, because they carry no
+        message and would otherwise hold the stop for up to the connect or reply
+        timeout.
+        """
         with self._lock:
             if not self.stop_reason:
                 self.stop_reason = reason
                 self.quiet_stop = quiet
         self.stop.set()
+        for connection in list(self.connections):
+            connection.abort_opening()
 
     def user_stop_requested(self, reason: str) -> bool:
         """Stop the run when the caller's stop signal is set; called by any thread."""
@@ -316,6 +323,9 @@ class Worker:
             return
         except SMTPSessionRefusedError as exc:
             self._release_slot()
+            if batch.stop.is_set():
+                # The stop cut the session off; the server refused nothing.
+                return
             batch.log_throttle(batch.limit.session_refused(exc.code, exc.reply), None)
             batch.sleep(batch.retry.delay(1))
             return
@@ -389,6 +399,8 @@ class Worker:
         batch.queue.put_back(position)
         self._has_slot = False
         batch.limit.release()
+        if batch.stop.is_set():
+            return
         if refused:
             batch.log_throttle(batch.limit.session_refused(exc.code, exc.reply), None)
         failures_without_session = batch.connection_failed()

@@ -10,7 +10,7 @@ import pytest
 from delayed_smtp import DelayedSMTPServer
 
 import mailkit
-from mailkit.testing import FaultSMTPServer
+from mailkit.testing import FaultSMTPServer, Rule
 
 SENDER = "Accounts team <accounts@example.com>"
 USER_STOP_ERROR = "Not sent: stopped by the user."
@@ -160,3 +160,42 @@ def test_stop_while_rows_finish_quickly():
     assert len(sent) < rows // 2
     assert len(sent) + len(skipped) == rows
     assert sorted(received) == sorted(sent["to"])
+
+
+def test_stop_cuts_off_connections_waiting_for_greeting():
+    """Connections that wait for a greeting carry no message, so a stop ends
+    them at once instead of after the connect timeout."""
+    token = mailkit.StopToken()
+    connect_timeout = 10
+    # The first session works; every later one gets no greeting.
+    stall_later_greetings = Rule(
+        "GREETING", stall=30, when=lambda context: context.session_id > 1
+    )
+
+    def stop_after_first(done, total, row):
+        if done == 1:
+            token.set()
+
+    with FaultSMTPServer(
+        rules=[stall_later_greetings], delays={"eod": 0.05}, max_stall=30
+    ) as fault_server:
+        smtp = mailkit.SMTPConfig(
+            host=fault_server.host, port=fault_server.port,
+            connect_timeout=connect_timeout,
+        )
+        started = time.monotonic()
+        results = _send(
+            _frame(20), smtp, mode="instant", max_workers=4, stop=token,
+            progress_callback=stop_after_first, progress=False,
+        )
+        elapsed = time.monotonic() - started
+        fault_server.wait_for_idle()
+        received = [m.rcpt_tos[0] for m in fault_server.messages]
+        later_sessions = fault_server.sessions[1:]
+
+    assert elapsed < connect_timeout / 2
+    assert results.attrs["stop_reason"] == "stopped by the user"
+    assert results.attrs["throttle_events"] == 0
+    assert later_sessions
+    assert all(session.commands == [] for session in later_sessions)
+    assert sorted(received) == sorted(results.loc[results["status"] == "sent", "to"])
