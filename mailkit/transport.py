@@ -99,12 +99,7 @@ def make_ssl_context(config: SMTPConfig) -> ssl.SSLContext:
             "path can read the messages and the password.",
             stacklevel=2,
         )
-    try:
-        changed = os.stat(config.cafile).st_mtime_ns if config.cafile else None
-    except OSError:
-        # Loading the file below reports the error.
-        changed = None
-    key = (config.cafile, changed, config.tls_verify)
+    key = (config.cafile, _file_version(config.cafile), config.tls_verify)
     with _CONTEXTS_LOCK:
         context = _CONTEXTS.get(key)
         if context is None:
@@ -124,7 +119,24 @@ def make_ssl_context(config: SMTPConfig) -> ssl.SSLContext:
     return context
 
 
-_CONTEXTS: dict[tuple[str | None, int | None, bool], ssl.SSLContext] = {}
+def _file_version(path: str | None) -> tuple[int, ...] | None:
+    """Return what changes when the file at ``path`` is written or replaced.
+
+    The status change time is included because tools that copy a file with
+    its times (cp -p, rsync -t, tar -x) keep the modification time, and
+    nothing but the kernel sets the change time.
+    """
+    if path is None:
+        return None
+    try:
+        status = os.stat(path)
+    except OSError:
+        # Loading the file reports the error.
+        return None
+    return (status.st_mtime_ns, status.st_ctime_ns, status.st_size, status.st_ino)
+
+
+_CONTEXTS: dict[tuple[str | None, tuple[int, ...] | None, bool], ssl.SSLContext] = {}
 _CONTEXTS_LOCK = threading.Lock()
 
 

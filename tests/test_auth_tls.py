@@ -401,6 +401,24 @@ def test_tls_context_is_shared_until_the_ca_file_changes(certificates, tmp_path)
     assert make_ssl_context(config).verify_mode == ssl.CERT_REQUIRED
 
 
+def test_ca_file_replaced_with_same_mtime_is_reloaded(certificates, tmp_path):
+    """A CA file replaced by one with the same modification time, as `cp -p`,
+    `rsync -t` and `tar -x` write it, gives a new context."""
+    path = tmp_path / "ca.pem"
+    make_test_certificates().authority.write_certificate(path)
+    original = os.stat(path)
+    with FaultSMTPServer(tls="starttls", certificate=certificates.server) as server:
+        config = _config(server, cafile=str(path))
+        with pytest.raises(mailkit.ConfigurationError, match="could not be verified"):
+            send(frame(2), config)
+        certificates.authority.write_certificate(path)
+        os.utime(path, ns=(original.st_atime_ns, original.st_mtime_ns))
+        results = send(frame(2, start=10), config)
+
+    assert statuses(results) == {"sent": 2}
+    assert sorted(accepted_recipients(server)) == ["row10@example.com", "row11@example.com"]
+
+
 def test_unreadable_ca_file_is_named_before_any_connection(tmp_path):
     missing = str(tmp_path / "missing.pem")
     not_pem = tmp_path / "notes.txt"
