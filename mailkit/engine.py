@@ -23,7 +23,7 @@ from .barlog import ROW_ATTRIBUTE, BatchLogRouter
 from .compose import MessagePlan
 from .capabilities import ServerCapabilities
 from .config import SMTPConfig
-from .errors import BatchStopped
+from .errors import BatchStopped, SMTPSessionRefusedError
 from .ledger import Ledger
 from .modes import RunSettings
 from .progress import ProgressOption, open_bar
@@ -164,13 +164,11 @@ class Engine:
         # Rows are composed from the first EHLO after STARTTLS on, while the
         # connections wait for their logins.
         others = workers[1:]
-        start_others = lambda: _start_all(others)  # noqa: E731
         try:
-            first.open(
-                after_connect=start_others if batch.login_trusted else None,
-                after_greeting=None if batch.login_trusted else start_others,
-                on_capabilities=self._start_composing,
-            )
+            if not self._open_first(first, others):
+                # The caller's stop signal ended the wait for a session.
+                self._stop_others(others)
+                return self._finish(started)
         except BaseException as exc:
             batch.composer.close()
             if self._composer_thread is not None:
@@ -180,11 +178,7 @@ class Engine:
                 batch.halt(f"the run was interrupted ({type(exc).__name__})")
             else:
                 batch.halt(f"the first connection failed ({type(exc).__name__})")
-            # The other workers hold no row yet, so their sessions are cut off
-            # at once instead of waiting for replies.
-            for connection in list(batch.connections):
-                connection.abort()
-            _join_all(others, time.monotonic() + self.config.connect_timeout + _JOIN_GRACE_S)
+            self._stop_others(others)
             if isinstance(exc, KeyboardInterrupt):
                 exc.results = self._finish(started)  # type: ignore[attr-defined]
             raise
@@ -217,6 +211,50 @@ class Engine:
             )
         return results
 
+    def _open_first(self, first: Connection, others: list[_WorkerThread]) -> bool:
+        """Open the first connection, starting the other workers along the way.
+
+        A temporary refusal (a 4xx reply such as "421 Too many connections" or
+        "454 Too many login attempts") is retried after a backoff, up to the
+        retry policy's limit, with the other workers held before their first
+        message. Returns False when the caller's stop signal ended the wait;
+        raises the last error when no session could be opened.
+        """
+        batch = self._batch
+        start_others = lambda: _start_all(others)  # noqa: E731
+        attempt = 0
+        while True:
+            try:
+                first.open(
+                    after_connect=start_others if batch.login_trusted else None,
+                    after_greeting=None if batch.login_trusted else start_others,
+                    on_capabilities=self._start_composing,
+                )
+                return True
+            except SMTPSessionRefusedError as exc:
+                attempt += 1
+                if exc.code is None or attempt > self.retry.max_retries:
+                    raise
+                pause = self.retry.delay(attempt)
+                batch.log_throttle(batch.limit.session_refused(exc.code, exc.reply), pause)
+                if not self._wait_before_retry(pause):
+                    return False
+
+    def _wait_before_retry(self, seconds: float) -> bool:
+        """Sleep ``seconds``; False as soon as the caller's stop signal is set."""
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            if self._user_stop_requested():
+                return False
+            time.sleep(min(remaining, _STOP_POLL_S))
+        return not self._user_stop_requested()
+
+    def _stop_others(self, others: list[_WorkerThread]) -> None:
+        """Cut off the other workers' sessions, which hold no row yet, and wait for them."""
+        for connection in list(self._batch.connections):
+            connection.abort()
+        _join_all(others, time.monotonic() + self.config.connect_timeout + _JOIN_GRACE_S)
+
     def _start_composing(self, capabilities: ServerCapabilities) -> None:
         """Give the plan the first server's capabilities and start composing rows.
 
@@ -224,6 +262,9 @@ class Engine:
         after EHLO, so no row is composed before the first connection's EHLO.
         """
         batch = self._batch
+        if self._composer_thread is not None:
+            # A retried first connection reached the same server again.
+            return
         self.plan = batch.plan = self.plan.with_server(capabilities)
         self._composer_thread = threading.Thread(
             target=batch.composer.run, name="mailkit-composer", daemon=True
@@ -435,8 +476,10 @@ class _WorkerThread(threading.Thread):
 
 
 def _start_all(workers: list[_WorkerThread]) -> None:
+    """Start the workers not started yet."""
     for worker in workers:
-        worker.start()
+        if worker.ident is None:
+            worker.start()
 
 
 def _join_all(workers: list[_WorkerThread], deadline: float) -> None:

@@ -100,11 +100,55 @@ def test_adaptive_off_keeps_connection_count():
 def test_session_refused_at_first_connection_raises():
     with FaultSMTPServer(concurrent_session_limit=0) as server:
         with pytest.raises(mailkit.SMTPSessionRefusedError) as caught:
-            send(frame(2), server.url)
+            send(frame(2), server.url, max_retries=2)
 
     assert caught.value.code == 421
     assert "Too many concurrent SMTP connections" in str(caught.value)
     assert isinstance(caught.value, mailkit.SMTPConnectError)
+    # The first try and two retries, and no other connection.
+    assert len(server.sessions) == 3
+
+
+def test_first_connection_refused_once_is_retried():
+    rule = Rule("GREETING", reply="421 4.7.0 Try again later", times=1)
+    with FaultSMTPServer(rules=[rule]) as server:
+        results = send(frame(6), server.url, max_workers=3)
+
+    assert statuses(results) == {"sent": 6}
+    assert accepted_recipients(server) == {f"row{i}@example.com": 1 for i in range(6)}
+    assert results.attrs["throttle_events"] == 1
+    assert results.attrs["throttle_log"][0]["code"] == 421
+
+
+def test_first_login_over_the_limit_after_a_recent_login_is_retried():
+    # After a recent login every connection logs in at once; a 454 to the
+    # first connection's AUTH must not fail the batch while others are in.
+    rule = Rule("AUTH", reply="454 4.7.0 Too many login attempts", session=2)
+    with FaultSMTPServer(rules=[rule], credentials={"user": "secret"}) as server:
+        url = f"smtp://user@127.0.0.1:{server.port}"
+        config = mailkit.SMTPConfig.from_url(url, password="secret", allow_insecure_auth=True)
+        send(frame(1), config, max_workers=1)
+        results = send(frame(8, start=10), config, max_workers=4)
+
+    assert statuses(results) == {"sent": 8}
+    assert any(reply.startswith("454 ") for reply in server.sessions[1].replies)
+    assert sorted(accepted_recipients(server)) == sorted(
+        [f"row{i}@example.com" for i in [0, *range(10, 18)]]
+    )
+    assert results.attrs["throttle_events"] >= 1
+
+
+def test_stop_while_the_first_connection_waits_to_retry():
+    token = mailkit.StopToken()
+    with FaultSMTPServer(concurrent_session_limit=0) as server:
+        threading.Timer(0.3, token.set).start()
+        started = time.monotonic()
+        results = send(frame(3), server.url, stop=token, retry_backoff=5.0)
+        elapsed = time.monotonic() - started
+
+    assert statuses(results) == {"skipped": 3}
+    assert elapsed < 2.0
+    assert len(server.sessions) == 1
 
 
 def test_server_refusing_every_reconnect_stops_run():
