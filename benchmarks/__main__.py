@@ -52,6 +52,8 @@ def _run_speed(args: argparse.Namespace) -> None:
         for name in ("sizes", "profile", "scale", "connections", "repeats")
         if getattr(args, name) is not None
     }
+    if getattr(args, "in_process", False):
+        changes["in_process"] = True
     settings = replace(settings, **changes)
     report = run_speed_comparison(settings, on_run=_progress(args))
     print(summarize(report))
@@ -153,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--scale", type=float, help="factor for every delay (full: 0.1)")
     speed.add_argument("--connections", type=int, help="connections and threads (default 10)")
     speed.add_argument("--repeats", type=int, help="runs per design, median kept (full: 3)")
+    speed.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the latency server as a thread of this process",
+    )
     speed.set_defaults(handler=_run_speed)
 
     throughput = commands.add_parser("throughput", help="loopback messages per second")

@@ -37,14 +37,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
-import ssl
 import statistics
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import pandas as pd
@@ -52,14 +47,8 @@ import pandas as pd
 import mailkit
 from mailkit.logins import recent_logins
 
-from .baselines import Endpoint, send_thread_pool
-from .latency_server import (
-    BENCH_PASSWORD,
-    BENCH_USERNAME,
-    DEFAULT_SCALE,
-    LatencyServer,
-    load_profile,
-)
+from .baselines import send_thread_pool
+from .latency_server import DEFAULT_SCALE, LatencyServer, LatencyServerProcess
 from .machine import describe_machine
 from .targets import TargetCheck, at_least, at_most, targets_frame
 from .workload import TEMPLATES, prebuilt_messages, recipients_frame
@@ -149,121 +138,6 @@ class DeliveryReport:
         )
 
 
-#: Seconds that a latency server process lives at most.
-_PROCESS_LIFETIME_S = 900.0
-#: Seconds to wait for a latency server process to print its address.
-_PROCESS_START_S = 30.0
-#: Pause between two designs against a server process, so that the sessions of
-#: the previous design are closed on the server before the next one connects.
-_PROCESS_SETTLE_S = 0.3
-_URL = re.compile(r"smtp[a-z+]*://127\.0\.0\.1:(\d+)")
-_CAFILE = re.compile(r"trust the test CA in (\S+)")
-
-
-class _ServerProcess:
-    """A latency server started as ``python -m benchmarks.latency_server``.
-
-    It stops by itself after its lifetime, and :meth:`stop` ends it earlier.
-    """
-
-    def __init__(
-        self, *, scale: float, pipelining: bool = True, session_cap: bool = True
-    ) -> None:
-        self.scale = scale
-        self.profile = load_profile("gmail")
-        self.max_sessions = self.profile.max_sessions if session_cap else None
-        command = [
-            sys.executable,
-            "-m",
-            "benchmarks.latency_server",
-            "--profile",
-            "gmail",
-            "--scale",
-            str(scale),
-            "--duration",
-            str(_PROCESS_LIFETIME_S),
-        ]
-        if not pipelining:
-            command.append("--no-pipelining")
-        if not session_cap:
-            command += ["--max-sessions", "0"]
-        self._process: subprocess.Popen[str] | None = None
-        self._command = command
-        self.port = 0
-        self.cafile: str | None = None
-
-    def __enter__(self) -> _ServerProcess:
-        root = Path(__file__).resolve().parent.parent
-        self._process = subprocess.Popen(
-            self._command,
-            cwd=root,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        deadline = time.monotonic() + _PROCESS_START_S
-        assert self._process.stdout is not None
-        # The server prints its address, login, CA file and timings at start
-        # and then nothing until it stops.
-        while time.monotonic() < deadline and not (self.port and self.cafile):
-            line = self._process.stdout.readline()
-            if not line or line.startswith("setup "):
-                break
-            if match := _URL.search(line):
-                self.port = int(match.group(1))
-            if match := _CAFILE.search(line):
-                self.cafile = match.group(1)
-        if not (self.port and self.cafile):
-            self.stop()
-            raise RuntimeError("The latency server process did not print its address.")
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        process = self._process
-        if process is None:
-            return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-        if process.stdout is not None:
-            process.stdout.close()
-        self._process = None
-
-    def smtp_config(self) -> mailkit.SMTPConfig:
-        return mailkit.SMTPConfig(
-            host="127.0.0.1",
-            port=self.port,
-            security="starttls",
-            username=BENCH_USERNAME,
-            password=BENCH_PASSWORD,
-            cafile=self.cafile,
-        )
-
-    def endpoint(self) -> Endpoint:
-        return Endpoint(
-            host="127.0.0.1",
-            port=self.port,
-            starttls=True,
-            ssl_context=ssl.create_default_context(cafile=self.cafile),
-            cafile=self.cafile,
-            username=BENCH_USERNAME,
-            password=BENCH_PASSWORD,
-        )
-
-    def lower_bound(self, messages: int, connections: int) -> float:
-        return self.profile.lower_bound(messages, connections, self.scale)
-
-    def settle(self) -> None:
-        time.sleep(_PROCESS_SETTLE_S)
-
-
 def _send_bulk(
     server: Any, messages: int, *, first_login: bool = False, **options: Any
 ) -> float:
@@ -288,7 +162,7 @@ def _send_bulk(
 def _settle(server: Any) -> None:
     # Wait until the previous design's sessions are closed, so that the next one
     # finds every session slot free.
-    if isinstance(server, _ServerProcess):
+    if isinstance(server, LatencyServerProcess):
         server.settle()
         return
     server.server.wait_for_idle(timeout=30.0)
@@ -313,9 +187,9 @@ def run_delivery_benchmark(
         uncapped: Any = LatencyServer("gmail", scale=scale, max_sessions=0)
         plain: Any = LatencyServer("gmail", scale=scale, pipelining=False, max_sessions=0)
     else:
-        capped = _ServerProcess(scale=scale)
-        uncapped = _ServerProcess(scale=scale, session_cap=False)
-        plain = _ServerProcess(scale=scale, pipelining=False, session_cap=False)
+        capped = LatencyServerProcess(scale=scale)
+        uncapped = LatencyServerProcess(scale=scale, max_sessions=0)
+        plain = LatencyServerProcess(scale=scale, pipelining=False, max_sessions=0)
     with capped, uncapped, plain:
         cap = capped.max_sessions
         if cap is None:

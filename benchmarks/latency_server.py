@@ -27,7 +27,11 @@ import argparse
 import json
 import logging
 import math
+import re
+import signal
 import ssl
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -44,6 +48,7 @@ from .baselines import Endpoint
 __all__ = [
     "DEFAULT_SCALE",
     "LatencyServer",
+    "LatencyServerProcess",
     "ProviderProfile",
     "available_profiles",
     "load_profile",
@@ -414,6 +419,136 @@ def _limit(override: int | None, default: int | None, name: str) -> int | None:
     return override or None
 
 
+#: Seconds that a latency server process lives at most.
+PROCESS_LIFETIME_S = 900.0
+#: Seconds to wait for a latency server process to print its address.
+_PROCESS_START_S = 30.0
+#: Pause before a run against a server process, so that the sessions of the
+#: previous run are closed on the server before the next one connects.
+_PROCESS_SETTLE_S = 0.3
+_URL = re.compile(r"smtp[a-z+]*://127\.0\.0\.1:(\d+)")
+_CAFILE = re.compile(r"trust the test CA in (\S+)")
+
+
+class LatencyServerProcess:
+    """A latency server in a process of its own, as a real provider is.
+
+    A :class:`LatencyServer` thread in the benchmark's process would compete
+    with the clients' threads for the GIL. This runs ``python -m
+    benchmarks.latency_server`` instead and reads its address and CA file from
+    what it prints. ``max_sessions`` defaults to the profile's session cap; 0
+    turns it off. The process stops by itself after ``lifetime`` seconds, and
+    :meth:`stop` ends it earlier.
+    """
+
+    def __init__(
+        self,
+        profile: str = "gmail",
+        *,
+        scale: float = DEFAULT_SCALE,
+        pipelining: bool = True,
+        max_sessions: int | None = None,
+        lifetime: float = PROCESS_LIFETIME_S,
+    ) -> None:
+        self.scale = scale
+        self.profile = load_profile(profile)
+        self.pipelining = pipelining
+        self.max_sessions = _limit(max_sessions, self.profile.max_sessions, "max_sessions")
+        command = [
+            sys.executable,
+            "-m",
+            "benchmarks.latency_server",
+            "--profile",
+            profile,
+            "--scale",
+            str(scale),
+            "--duration",
+            str(lifetime),
+        ]
+        if not pipelining:
+            command.append("--no-pipelining")
+        if max_sessions is not None:
+            command += ["--max-sessions", str(max_sessions)]
+        self._command = command
+        self._process: subprocess.Popen[str] | None = None
+        self.port = 0
+        self.cafile: str | None = None
+
+    def __enter__(self) -> LatencyServerProcess:
+        root = Path(__file__).resolve().parent.parent
+        self._process = subprocess.Popen(
+            self._command,
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        deadline = time.monotonic() + _PROCESS_START_S
+        assert self._process.stdout is not None
+        # The server prints its address, login, CA file and timings at start
+        # and then nothing until it stops.
+        while time.monotonic() < deadline and not (self.port and self.cafile):
+            line = self._process.stdout.readline()
+            if not line or line.startswith("setup "):
+                break
+            if match := _URL.search(line):
+                self.port = int(match.group(1))
+            if match := _CAFILE.search(line):
+                self.cafile = match.group(1)
+        if not (self.port and self.cafile):
+            self.stop()
+            raise RuntimeError("The latency server process did not print its address.")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """End the process; it removes its CA file as it stops."""
+        process = self._process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+        if process.stdout is not None:
+            process.stdout.close()
+        self._process = None
+
+    def endpoint(self) -> Endpoint:
+        return Endpoint(
+            host="127.0.0.1",
+            port=self.port,
+            starttls=True,
+            ssl_context=ssl.create_default_context(cafile=self.cafile),
+            cafile=self.cafile,
+            username=BENCH_USERNAME,
+            password=BENCH_PASSWORD,
+        )
+
+    def smtp_config(self) -> SMTPConfig:
+        return self.endpoint().smtp_config()
+
+    def setup_time(self) -> float:
+        return self.profile.setup_time(self.scale)
+
+    def message_time(self) -> float:
+        return self.profile.message_time(self.scale, pipelined=self.pipelining)
+
+    def lower_bound(self, messages: int, connections: int) -> float:
+        return self.profile.lower_bound(
+            messages, connections, self.scale, pipelined=self.pipelining
+        )
+
+    def settle(self) -> None:
+        """Wait until the sessions of the previous run are closed on the server."""
+        time.sleep(_PROCESS_SETTLE_S)
+
+
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.latency_server",
@@ -447,6 +582,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a latency server until ``--duration`` ends or Ctrl-C."""
     args = _parse_args(argv)
@@ -459,6 +598,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         pipelining=args.pipelining,
         max_lifetime=args.duration + 5.0,
     )
+    # terminate() from the process that started this one ends the wait below
+    # as Ctrl-C does, so that the server stops and its CA file is removed.
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        return _serve(server, args.duration)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _serve(server: LatencyServer, duration: float) -> int:
     with server:
         print(f"{server!r}: {server.server.url}", flush=True)
         print(f"login name {BENCH_USERNAME}; any password is accepted", flush=True)
@@ -468,7 +617,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"setup {server.setup_time():.3f} s, one message {server.message_time():.3f} s",
             flush=True,
         )
-        deadline = time.monotonic() + args.duration
+        deadline = time.monotonic() + duration
         try:
             while time.monotonic() < deadline:
                 time.sleep(0.2)

@@ -3,9 +3,10 @@
 The designs are a sequential sender with a new connection per message, one
 reused connection ("fast"), a plain ``ThreadPoolExecutor`` with one connection
 per message ("instant" as often written), and mailkit's instant mode through
-``send_bulk``. Each is run for several message counts against a
-:class:`~benchmarks.latency_server.LatencyServer`, repeats interleaved so that
-machine noise hits every design alike, and the median of the repeats is kept.
+``send_bulk``. Each is run for several message counts against a latency
+server (:class:`~benchmarks.latency_server.LatencyServerProcess`, in a process
+of its own as a real provider is), repeats interleaved so that machine noise
+hits every design alike, and the median of the repeats is kept.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from .baselines import (
     send_smtplib_pool,
     send_thread_pool,
 )
-from .latency_server import LatencyServer
+from .latency_server import LatencyServer, LatencyServerProcess
 from .mailkit_designs import send_prebuilt_with_mailkit, send_with_mailkit
 from .targets import TargetCheck, at_least, at_most, targets_frame
 from .workload import prebuilt_messages, recipients_frame
@@ -70,6 +71,9 @@ class SpeedSettings:
     #: briefly exceed the cap before the server has seen the old connections close,
     #: and a 421 would end the run instead of timing it.
     session_cap: bool = False
+    #: Whether the latency server runs as a thread of this process instead of a
+    #: process of its own; as a thread it competes with the clients for the GIL.
+    in_process: bool = False
 
     @classmethod
     def small(cls) -> SpeedSettings:
@@ -237,11 +241,19 @@ def run_speed_comparison(
     ``on_run`` is called after each timed run, for progress output.
     """
     designs = _designs(settings)
-    server = LatencyServer(
-        settings.profile,
-        scale=settings.scale,
-        max_sessions=None if settings.session_cap else 0,
-    )
+    server: LatencyServer | LatencyServerProcess
+    if settings.in_process:
+        server = LatencyServer(
+            settings.profile,
+            scale=settings.scale,
+            max_sessions=None if settings.session_cap else 0,
+        )
+    else:
+        server = LatencyServerProcess(
+            settings.profile,
+            scale=settings.scale,
+            max_sessions=None if settings.session_cap else 0,
+        )
     with server:
         report = SpeedReport(
             settings=settings,
@@ -256,9 +268,7 @@ def run_speed_comparison(
             for n in settings.sizes:
                 for name, design in designs.items():
                     run = _renamed(design(endpoint, n), name)
-                    # Forget the recorded sessions so memory stays flat over a long run.
-                    server.server.wait_for_idle(timeout=30.0)
-                    server.server.reset()
+                    _settle(server)
                     report.runs.append(run)
                     logger.info(
                         "repeat %d: %s, %d messages, %.3f s", repeat + 1, name, n, run.elapsed_s
@@ -268,12 +278,23 @@ def run_speed_comparison(
     return report
 
 
+def _settle(server: LatencyServer | LatencyServerProcess) -> None:
+    """Let the server close the last run's sessions before the next run."""
+    if isinstance(server, LatencyServerProcess):
+        server.settle()
+        return
+    server.server.wait_for_idle(timeout=30.0)
+    # Forget the recorded sessions so memory stays flat over a long run.
+    server.server.reset()
+
+
 def summarize(report: SpeedReport) -> str:
     """Return the report as text tables for a terminal."""
     settings = report.settings
     lines = [
         f"Speed comparison: {settings.profile} profile, delays x{settings.scale:g}, "
-        f"{settings.connections} connections, median of {settings.repeats} run(s)",
+        f"{settings.connections} connections, median of {settings.repeats} run(s), "
+        + ("server in this process" if settings.in_process else "server in its own process"),
         f"setup {report.setup_s:.3f} s per connection, "
         f"{report.message_s:.3f} s per message (pipelined where offered)",
         "",

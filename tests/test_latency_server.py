@@ -7,19 +7,22 @@ import smtplib
 import socket
 import ssl
 import time
+from pathlib import Path
 
 import pytest
 
+import mailkit
 from benchmarks.baselines import open_smtplib
 from benchmarks.latency_server import (
     BENCH_PASSWORD,
     LatencyServer,
+    LatencyServerProcess,
     ProviderProfile,
     available_profiles,
     load_profile,
     main,
 )
-from benchmarks.workload import prebuilt_messages
+from benchmarks.workload import TEMPLATES, prebuilt_messages, recipients_frame
 
 
 def test_shipped_profiles_load():
@@ -262,3 +265,25 @@ def test_command_line_runs_and_stops(capsys):
     assert "smtp+starttls://127.0.0.1:" in output
     assert "stopped after 0 message(s)" in output
     assert BENCH_PASSWORD not in output
+
+
+def test_server_process_serves_and_removes_its_ca_file():
+    with LatencyServerProcess("gmail", scale=0.0, max_sessions=0) as server:
+        cafile = Path(server.cafile)
+        assert cafile.is_file()
+        assert server.lower_bound(10, 2) == pytest.approx(0.0)
+        results = mailkit.send_bulk(
+            recipients_frame(4), **TEMPLATES, smtp=server.smtp_config(), progress=False
+        )
+    assert (results["status"] == "sent").all()
+    # terminate() makes the process stop its server, which removes the CA file.
+    assert not cafile.exists()
+    assert not cafile.parent.exists()
+
+
+def test_server_process_limits_follow_the_options():
+    profile = load_profile("gmail")
+    assert LatencyServerProcess("gmail").max_sessions == profile.max_sessions
+    assert LatencyServerProcess("gmail", max_sessions=0).max_sessions is None
+    plain = LatencyServerProcess("gmail", pipelining=False, scale=0.1)
+    assert plain.message_time() == pytest.approx(profile.message_time(0.1, pipelined=False))
