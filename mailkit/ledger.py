@@ -135,6 +135,10 @@ class Ledger:
         self.prefilled: dict[int, RowResult] = (
             dict(resume.prefilled) if resume is not None else {}
         )
+        # Rows that the journal records as sent or partial come back skipped.
+        self.already_sent = sum(
+            1 for result in self.prefilled.values() if result.status == SKIPPED
+        )
         self._sending = set(self.positions)
         self._attempts: dict[int, int] = {}
         # The status each row's last reply wrote to the journal; a final result
@@ -149,6 +153,7 @@ class Ledger:
         attrs: dict[str, Any] = {}
         if self.journal is not None:
             attrs["journal"] = str(self.journal.path)
+            attrs["already_sent"] = self.already_sent
         if self.quota is not None:
             attrs["daily_quota"] = self.quota.limit
             attrs["daily_quota_used"] = self.quota.used

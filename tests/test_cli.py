@@ -173,3 +173,21 @@ def test_send_uses_api_default_mode(tmp_path, server):
     assert f"in {mode} mode with up to {workers} connection(s)" in done.stderr
     assert "3 rows: 3 sent" in done.stdout
     assert len(server.messages) == 3
+
+
+def test_send_again_with_journal_sends_nothing_and_succeeds(tmp_path, server):
+    csv = tmp_path / "people.csv"
+    csv.write_text("email\na@example.com\nb@example.com\n", encoding="utf-8")
+    body = tmp_path / "body.txt"
+    body.write_text("Hello", encoding="utf-8")
+    command = ("send", str(csv), "--subject", "Hi", "--body", str(body),
+               "--sender", "me@example.com", "--smtp", server.url, "--no-progress",
+               "--journal", str(tmp_path / "sent.sqlite"))
+    first = _run(*command)
+    second = _run(*command)
+
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert "2 rows: 2 skipped" in second.stdout
+    assert "journal records it as sent" in second.stdout
+    assert len(server.messages) == 2

@@ -63,6 +63,8 @@ def test_second_run_sends_nothing(server, tmp_path):
     assert second["error"].str.startswith("Not sent again").all()
     assert second["message_id"].tolist() == first["message_id"].tolist()
     assert second.attrs["journal"] == str(journal)
+    assert first.attrs["already_sent"] == 0
+    assert second.attrs["already_sent"] == 6
     assert len(server.messages) == 6
     assert server.sessions == sessions
 
