@@ -215,6 +215,11 @@ def _designs(settings: ThroughputSettings) -> dict[str, Callable[[int, Endpoint]
         "mailkit transport": lambda port, endpoint: send_prebuilt_with_mailkit(
             endpoint, messages, n
         ),
+        # Two threads, one per core: with ten, the threads spend much of their
+        # time handing the GIL to each other on a server without latency.
+        "mailkit transport x2": lambda port, endpoint: send_prebuilt_with_mailkit(
+            endpoint, messages, 2, design="mailkit transport x2"
+        ),
         "smtplib pool": lambda port, endpoint: send_smtplib_pool(endpoint, messages, n),
         "aiosmtplib": lambda port, endpoint: send_aiosmtplib(endpoint, messages, n),
         "smtplib, one connection": lambda port, endpoint: send_one_connection(

@@ -112,6 +112,7 @@ def test_throughput_reports_ratios_to_smtp_source():
         "smtp-source -d -s 10",
         "smtp-source -s 10",
         "mailkit transport",
+        "mailkit transport x2",
         "smtplib pool",
         "aiosmtplib",
         "smtplib, one connection",
