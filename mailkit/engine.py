@@ -167,12 +167,11 @@ class Engine:
         try:
             if not self._open_first(first, others):
                 # The caller's stop signal ended the wait for a session.
+                self._stop_composing()
                 self._stop_others(others)
                 return self._finish(started)
         except BaseException as exc:
-            batch.composer.close()
-            if self._composer_thread is not None:
-                self._composer_thread.join(_ABORT_JOIN_S)
+            self._stop_composing()
             batch.limit.release()
             if isinstance(exc, KeyboardInterrupt):
                 batch.halt(f"the run was interrupted ({type(exc).__name__})")
@@ -196,9 +195,7 @@ class Engine:
             exc.results = results  # type: ignore[attr-defined]
             raise
         finally:
-            batch.composer.close()
-            if self._composer_thread is not None:
-                self._composer_thread.join(_ABORT_JOIN_S)
+            self._stop_composing()
             if bar is not None:
                 bar.close()
             self._log_router.remove()
@@ -270,6 +267,12 @@ class Engine:
             target=batch.composer.run, name="mailkit-composer", daemon=True
         )
         self._composer_thread.start()
+
+    def _stop_composing(self) -> None:
+        """End the composer thread, if it started, after the row it is building."""
+        self._batch.composer.close()
+        if self._composer_thread is not None:
+            self._composer_thread.join(_ABORT_JOIN_S)
 
     def _user_stop_requested(self) -> bool:
         return self._batch.user_stop_requested(USER_STOP_REASON)

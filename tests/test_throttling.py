@@ -9,7 +9,7 @@ import time
 import pytest
 
 import mailkit
-from fault_helpers import accepted_recipients, frame, max_in_window, send, statuses
+from fault_helpers import accepted_recipients, commands, frame, max_in_window, send, statuses
 from mailkit.pool import ConnectionLimit
 from mailkit.ratelimit import RateLimiter, parse_rate
 from mailkit.replies import enhanced_status, is_quota, is_session_end, is_throttle
@@ -324,3 +324,22 @@ def test_connection_limit_waits_for_release():
     assert limit.acquire(stop, lambda: False)
     assert time.monotonic() - started >= 0.09
     assert not limit.acquire(stop, lambda: True)
+
+
+def test_stop_while_retrying_a_refused_login_leaves_no_thread():
+    # The 454 comes after EHLO, when rows are already being composed; the stop
+    # during the wait must end the composer thread too.
+    token = mailkit.StopToken()
+    rule = Rule("AUTH", reply="454 4.7.0 Too many login attempts")
+    with FaultSMTPServer(rules=[rule], credentials={"user": "secret"}) as server:
+        config = mailkit.SMTPConfig.from_url(
+            f"smtp://user@127.0.0.1:{server.port}", password="secret", allow_insecure_auth=True
+        )
+        threading.Timer(0.3, token.set).start()
+        # More rows than the composer keeps ahead, so that it is still waiting.
+        results = send(frame(300), config, stop=token, retry_backoff=5.0)
+
+    assert statuses(results) == {"skipped": 300}
+    assert not commands(server, "MAIL")
+    alive = [t.name for t in threading.enumerate() if t.name.startswith("mailkit-")]
+    assert alive == []
