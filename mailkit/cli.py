@@ -23,6 +23,7 @@ from .modes import (
     DEFAULT_SAFE_DELAY,
     MODES,
 )
+from .providers import PROVIDERS
 from .readers import read_table
 from .results import STATUSES, summary
 from .server import LocalSMTPServer
@@ -244,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--cc", help="Cc: a column name, a template, or fixed addresses")
     send.add_argument("--bcc", help="Bcc: a column name, a template, or fixed addresses")
     send.add_argument("--reply-to", dest="reply_to", help="Reply-To: a column name, a template, or a fixed address")
-    send.add_argument("--attachments", help="column with file paths to attach, separated by ; or ,")
+    send.add_argument("--attachments", help="column with file paths to attach, separated by ; or line breaks")
     send.add_argument("--allow-empty", dest="allow_empty", action="append", metavar="COLUMN", help="let blank cells of COLUMN print as nothing (repeatable)")
     send.add_argument("--sender", required=True, help="From address, for example 'Name <me@example.com>'")
     send.add_argument("--smtp", help="server URL such as smtp+starttls://user@host:587 (default: $MAILKIT_SMTP_URL); the password comes from $MAILKIT_SMTP_PASSWORD")
@@ -269,7 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"seconds between messages in safe mode (default: {DEFAULT_SAFE_DELAY:g})",
     )
     send.add_argument("--rate", help="maximum messages over all connections: per second, or with a unit such as 30/min")
-    send.add_argument("--provider", help="apply a provider's connection cap, rate and daily quota: gmail, google-workspace, microsoft365, outlook.com or ses")
+    send.add_argument(
+        "--provider",
+        help="apply a provider's connection cap, rate and daily quota: "
+        f"{', '.join(PROVIDERS)}",
+    )
     send.add_argument(
         "--max-connections",
         dest="max_connections",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import mailkit
 from mailkit.cli import build_parser
+from mailkit.providers import PROVIDERS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -191,3 +192,34 @@ def test_send_again_with_journal_sends_nothing_and_succeeds(tmp_path, server):
     assert "2 rows: 2 skipped" in second.stdout
     assert "journal records it as sent" in second.stdout
     assert len(server.messages) == 2
+
+
+def test_send_help_lists_every_provider():
+    done = _run("send", "--help", timeout=30)
+    assert done.returncode == 0, done.stderr
+    text = " ".join(done.stdout.split())
+    for name in PROVIDERS:
+        assert name in text, name
+
+
+def test_send_attachments_split_as_help_says(tmp_path, server):
+    (tmp_path / "a.txt").write_text("one", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("two", encoding="utf-8")
+    csv = tmp_path / "people.csv"
+    csv.write_text(
+        f'email,files\na@example.com,"{tmp_path / "a.txt"};{tmp_path / "b.txt"}"\n',
+        encoding="utf-8",
+    )
+    body = tmp_path / "body.txt"
+    body.write_text("Hello", encoding="utf-8")
+    help_text = " ".join(_run("send", "--help", timeout=30).stdout.split())
+    done = _run("send", str(csv), "--subject", "Hi", "--body", str(body),
+                "--sender", "me@example.com", "--smtp", server.url, "--no-progress",
+                "--attachments", "files")
+
+    assert "separated by ; or line breaks" in help_text
+    assert done.returncode == 0, done.stderr
+    assert len(server.messages) == 1
+    data = server.messages[0].data
+    assert b'filename="a.txt"' in data
+    assert b'filename="b.txt"' in data
