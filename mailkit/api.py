@@ -63,10 +63,10 @@ _RUN_OPTIONS = (
 _PREVIEW_OPTIONS = ("smtputf8", "message_id", "date")
 
 
-def _check_frame(df: Any) -> pd.DataFrame:
+def _check_frame(df: Any, function: str) -> pd.DataFrame:
     if not isinstance(df, pd.DataFrame):
         raise TypeError(
-            f"send_bulk expects a pandas DataFrame as its first argument, got "
+            f"{function} expects a pandas DataFrame as its first argument, got "
             f"{type(df).__name__}."
         )
     return df
@@ -211,7 +211,7 @@ def validate(
     journal file itself is not opened.
     """
     _check_options(options, (*_MESSAGE_OPTIONS, *_CHECK_OPTIONS))
-    df = _check_frame(df)
+    df = _check_frame(df, "validate")
     plan = _plan(subject, body, html, to, sender, options)
     check_keys = journal is not None or key is not None
     return _check(df, plan, options, check_keys=check_keys, key=key).problems
@@ -238,7 +238,7 @@ def preview(
     Raises ValidationError when preflight finds a problem in the row.
     """
     _check_options(options, (*_MESSAGE_OPTIONS, *_CHECK_OPTIONS, *_PREVIEW_OPTIONS))
-    df = _check_frame(df)
+    df = _check_frame(df, "preview")
     if len(df) == 0:
         raise ValueError("The DataFrame has no rows to preview.")
     repeated_labels = index_problems(df)
@@ -372,7 +372,7 @@ def send_bulk(
     # results of an earlier call.
     state.last_results = None
     _check_options(options, (*_MESSAGE_OPTIONS, *_CHECK_OPTIONS, *_RUN_OPTIONS))
-    df = _check_frame(df)
+    df = _check_frame(df, "send_bulk")
     stop = check_stop_signal(stop)
     check_progress_option(progress)
     named = get_provider(options["provider"]) if options.get("provider") else None

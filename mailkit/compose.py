@@ -184,9 +184,18 @@ _RESERVED_HEADERS = {
 }
 
 
+def _check_mapping(option: str, value: Any, example: str) -> None:
+    if value is not None and not isinstance(value, Mapping):
+        raise ConfigurationError(
+            f"Invalid {option}= of type {type(value).__name__}: pass a dict such as "
+            f"{option}={example}."
+        )
+
+
 def _header_templates(
     headers: Mapping[str, TemplateSource] | None,
 ) -> dict[str, Template]:
+    _check_mapping("headers", headers, "{'X-Campaign': 'spring'}")
     templates = {}
     for name, source in (headers or {}).items():
         if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
@@ -218,6 +227,7 @@ def _attachment_types(value: Any) -> Mapping[str, str] | ValueSource | None:
 
 
 def _inline_images(value: Mapping[str, Any] | None) -> tuple[InlineImage, ...]:
+    _check_mapping("inline_images", value, "{'logo': Path('logo.png')}")
     images = []
     for content_id, source in (value or {}).items():
         if not isinstance(content_id, str) or not _CONTENT_ID.fullmatch(content_id):
@@ -295,6 +305,7 @@ class MessagePlan:
             sender_address = parse_mailbox(sender)
         except ValueError as exc:
             raise ConfigurationError(f"Invalid sender: {exc}.") from exc
+        _check_mapping("fill_empty", fill_empty, "{'name': 'customer'}")
         use_markdown = _is_markdown_path(body) if markdown is None else bool(markdown)
         text_template, html_template = _body_templates(body, html, use_markdown)
         if inline_images and html_template is None:

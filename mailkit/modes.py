@@ -8,6 +8,7 @@ second over all workers together in any mode.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 from .errors import ConfigurationError
@@ -104,7 +105,11 @@ def resolve_mode(
         "max_messages_per_connection", max_messages_per_connection, allow_none=True
     )
     for name, value in (("delay", delay), ("jitter", jitter)):
-        if value is not None and not (0 <= value < float("inf")):
+        if value is None:
+            continue
+        if not isinstance(value, numbers.Real) or isinstance(value, bool) or not (
+            0 <= value < float("inf")
+        ):
             raise ConfigurationError(
                 f"Invalid {name} {value!r}: give a finite number of 0 or more."
             )
