@@ -366,7 +366,8 @@ def send_bulk(
     repeats a label is such a problem. The returned
     DataFrame has the same index as ``df`` and the columns ``to``, ``status``,
     ``smtp_code``, ``smtp_reply``, ``error``, ``message_id``, ``attempts``,
-    ``started_at``, ``finished_at``, ``duration_s`` and ``refused``.
+    ``started_at``, ``finished_at``, ``duration_s``, ``refused`` and
+    ``attachments`` (each attached file as "name (type, N bytes)").
     """
     # A call that raises before any row has a status leaves None, never the
     # results of an earlier call.
