@@ -20,6 +20,8 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from .errors import ConfigurationError
+
 __all__ = ["CapturedMessage", "LocalSMTPServer"]
 
 logger = logging.getLogger(__name__)
@@ -95,7 +97,17 @@ class _Controller(Controller):
     def factory(self) -> SMTP:
         return _CountingSMTP(self.handler, owner=self._owner, **self.SMTP_kwargs)
 
+    def _run(self, ready_event: threading.Event) -> None:
+        super()._run(ready_event)
+        # aiosmtpd 1.4 returns without setting ready_event when the bind fails, so
+        # start() would wait the whole ready_timeout and leave the loop open.
+        if self._thread_exception is not None:
+            self.loop.close()
+            ready_event.set()
+
     def _trigger_server(self) -> None:
+        if self._thread_exception is not None:
+            raise self._thread_exception
         # The server was bound to port 0; the readiness check must use the real one.
         self.port = self.server.sockets[0].getsockname()[1]
         super()._trigger_server()
@@ -118,6 +130,11 @@ class LocalSMTPServer:
     """
 
     def __init__(self, maildir: str | Path | None = None, port: int = 0) -> None:
+        valid = isinstance(port, int) and not isinstance(port, bool)
+        if not valid or not 0 <= port <= 65535:
+            raise ConfigurationError(
+                f"Invalid port {port!r}: use 0 to 65535 (0 picks a free port)."
+            )
         self.maildir = Path(maildir) if maildir is not None else None
         self._requested_port = port
         self._controller: _Controller | None = None
