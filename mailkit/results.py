@@ -90,7 +90,8 @@ def summary(results: pd.DataFrame) -> dict[str, Any]:
     finish. ``messages_per_second`` counts sent and partial rows. Results read
     back from a CSV file work too: the time columns are parsed again.
     """
-    missing = [c for c in ("status", "started_at", "finished_at") if c not in results]
+    required = ("status", "started_at", "finished_at", "duration_s")
+    missing = [column for column in required if column not in results]
     if missing:
         raise ValueError(
             f"Not a mailkit results DataFrame: the column(s) {', '.join(missing)} are "

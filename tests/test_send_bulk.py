@@ -154,6 +154,8 @@ def test_summary_of_results_read_from_csv(server, tmp_path):
     assert stats["elapsed_s"] >= 0
     with pytest.raises(ValueError, match="Not a mailkit results DataFrame"):
         mailkit.summary(df)
+    with pytest.raises(ValueError, match="the column.s. duration_s are missing"):
+        mailkit.summary(reloaded.drop(columns=["duration_s"]))
 
 
 def test_rate_never_speeds_up_safe_mode():
