@@ -166,9 +166,9 @@ class _ConnectHook:
 
     smtplib connects and reads the greeting in its constructor, with no way in
     between otherwise. Every command group and every message goes out in one
-    write, so Nagle's algorithm only holds back the last segment of a message
-    until the previous one is acknowledged, which with the server's delayed
-    acknowledgements can add tens of milliseconds per message.
+    write. Nagle's algorithm would then only hold back the last segment of a
+    message until the server acknowledges the one before it. With delayed
+    acknowledgements that can add tens of milliseconds per message.
     """
 
     def __init__(

@@ -35,7 +35,11 @@ def _config(server, cafile, **settings):
     settings.setdefault("username", USER)
     settings.setdefault("password", PASSWORD)
     return mailkit.SMTPConfig(
-        host="127.0.0.1", port=server.port, security="starttls", cafile=cafile, **settings
+        host="127.0.0.1",
+        port=server.port,
+        security="starttls",
+        cafile=cafile,
+        **settings,
     )
 
 
@@ -65,7 +69,9 @@ def _gated_server(certificates, clock, **settings):
 
 def test_registry_remembers_only_the_same_account_and_secret():
     registry = LoginRegistry()
-    config = mailkit.SMTPConfig(host="smtp.example.com", port=587, username=USER, password=PASSWORD)
+    config = mailkit.SMTPConfig(
+        host="smtp.example.com", port=587, username=USER, password=PASSWORD
+    )
     assert not registry.is_recent(config)
     registry.succeeded(config)
     assert registry.is_recent(config)
@@ -83,7 +89,9 @@ def test_registry_remembers_only_the_same_account_and_secret():
 
 def test_registry_entries_expire_and_hold_no_secret():
     registry = LoginRegistry(trust_s=-1.0)
-    config = mailkit.SMTPConfig(host="smtp.example.com", port=587, username=USER, password=PASSWORD)
+    config = mailkit.SMTPConfig(
+        host="smtp.example.com", port=587, username=USER, password=PASSWORD
+    )
     registry.succeeded(config)
     assert not registry.is_recent(config)
     kept = LoginRegistry()
@@ -121,7 +129,9 @@ def test_first_batch_waits_for_one_login_and_next_batch_does_not(certificates, c
     assert max(second_logins) - min(second_logins) < AUTH_DELAY_S
 
 
-def test_rejected_login_after_a_recent_success_fails_before_any_row(certificates, cafile):
+def test_rejected_login_after_a_recent_success_fails_before_any_row(
+    certificates, cafile
+):
     """A password revoked between two batches: the batch that trusted the old
     login fails before any message, and the one after it logs in only once."""
     revoked = {"now": False}
