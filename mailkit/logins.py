@@ -66,7 +66,7 @@ class LoginRegistry:
                 self._succeeded.pop(entry, None)
 
     def is_recent(self, config: SMTPConfig) -> bool:
-        """Whether ``config`` logged in successfully within the last ``trust_s`` seconds."""
+        """Whether ``config`` logged in successfully in the last ``trust_s`` seconds."""
         entry = self._entry(config)
         if entry is None:
             return False
