@@ -6,6 +6,7 @@ import logging
 import os
 from typing import Any, Hashable, Iterable, Mapping
 
+import numpy as np
 import pandas as pd
 
 from . import state
@@ -384,7 +385,14 @@ def send_bulk(
     )
     check_journal_options(journal, key, retry_unknown, daily_quota)
     plan = _plan(subject, body, html, to, sender, options)
-    if options.get("dry_run"):
+    dry = options.get("dry_run", False)
+    if not isinstance(dry, (bool, np.bool_)):
+        # dry_run="no" would otherwise count as True and send nothing.
+        raise ConfigurationError(
+            f"Invalid dry_run={dry!r}: give True or False (a bool, not "
+            f"{type(dry).__name__})."
+        )
+    if dry:
         # A dry run checks the row keys too, but never opens the journal.
         report = _preflight(df, plan, options, check_keys=journal is not None, key=key)
         results = dry_run(df, plan, report.skipped, settings.mode)

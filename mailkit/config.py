@@ -7,6 +7,8 @@ import os
 from typing import Callable, Literal, Union
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import numpy as np
+
 from .errors import ConfigurationError
 
 __all__ = ["SMTPConfig", "resolve_smtp", "DEFAULT_TIMEOUT", "DEFAULT_CONNECT_TIMEOUT"]
@@ -78,6 +80,16 @@ class SMTPConfig:
             )
         if not 0 < int(self.port) < 65536:
             raise ConfigurationError(f"Invalid port {self.port!r}: use 1 to 65535.")
+        for name in ("tls_verify", "allow_insecure_auth"):
+            value = getattr(self, name)
+            # A string such as "false" is truthy: allow_insecure_auth="false"
+            # would send the password without TLS.
+            if not isinstance(value, (bool, np.bool_)):
+                raise ConfigurationError(
+                    f"Invalid {name}={value!r}: give True or False (a bool, not "
+                    f"{type(value).__name__})."
+                )
+            object.__setattr__(self, name, bool(value))
         for name in ("timeout", "connect_timeout"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0 < value < float("inf")):
