@@ -40,7 +40,11 @@ def read_table(
     sep: str | None = None,
     encoding: str = "utf-8-sig",
 ) -> pd.DataFrame:
-    """Read a .csv, .tsv or .xlsx file with every column as text.
+    """Read a .csv, .tsv, .txt or .xlsx file with every column as text.
+
+    Delimited text under another file name needs ``sep=``; other formats
+    (JSON, Parquet, ...) are refused with a ConfigurationError, because pandas
+    would read them as a one-column CSV.
 
     Blank cells become empty strings, and text such as "NA" stays text. In an
     .xlsx file, dates without a time become ``2024-03-05``, dates with a time
@@ -65,10 +69,28 @@ def read_table(
             f"{file_path.name} is an old .xls workbook: save it as .xlsx (or .csv) "
             "and read that file."
         )
+    if suffix not in _TEXT_SUFFIXES and sep is None:
+        # pandas would read a .json or .parquet file as one odd CSV column.
+        raise ConfigurationError(
+            f"read_table reads .csv, .tsv, .txt and .xlsx files, not {suffix} "
+            f"({file_path.name}). Read other formats with pandas (for example "
+            "pd.read_json) and pass the DataFrame on; for delimited text under "
+            "another name, pass sep=."
+        )
+    if sheet is not None:
+        raise ConfigurationError(
+            f"sheet={sheet!r} applies to .xlsx workbooks; {file_path.name} is a "
+            "text file with a single table."
+        )
     delimiter = sep or ("\t" if suffix in (".tsv", ".tab") else ",")
     return pd.read_csv(
         file_path, dtype=str, keep_default_na=False, sep=delimiter, encoding=encoding
     )
+
+
+#: File name suffixes read as delimited text without sep=; "" is a file
+#: without a suffix.
+_TEXT_SUFFIXES = frozenset({".csv", ".tsv", ".tab", ".txt", ""})
 
 
 def _number_text(value: float | int) -> str:

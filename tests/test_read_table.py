@@ -131,3 +131,24 @@ def test_read_table_sheet_and_errors(workbook, tmp_path):
         mailkit.read_table(tmp_path / "old.xls")
     with pytest.raises(mailkit.ConfigurationError, match="excel_formats"):
         mailkit.read_table(workbook, excel_formats="fix")
+
+
+def test_read_table_rejects_other_formats(tmp_path):
+    path = tmp_path / "people.json"
+    path.write_text('[{"email": "a@example.com"}]\n')
+    with pytest.raises(mailkit.ConfigurationError) as raised:
+        mailkit.read_table(path)
+    message = str(raised.value)
+    assert "not .json (people.json)" in message
+    assert "pd.read_json" in message
+    with pytest.raises(mailkit.ConfigurationError, match="applies to .xlsx workbooks"):
+        mailkit.read_table(tmp_path / "people.csv", sheet="Sheet1")
+
+
+def test_read_table_text_under_other_names(tmp_path):
+    plain = tmp_path / "people.txt"
+    plain.write_text("email,name\na@example.com,Ann\n")
+    export = tmp_path / "export.dat"
+    export.write_text("email;name\nb@example.com;Bo\n")
+    assert mailkit.read_table(plain)["name"].tolist() == ["Ann"]
+    assert mailkit.read_table(export, sep=";")["name"].tolist() == ["Bo"]
