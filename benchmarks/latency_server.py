@@ -44,6 +44,7 @@ from mailkit.testing.fault_server import FaultSMTPServer
 from mailkit.testing.rules import DELAY_NAMES, Extensions
 
 from .baselines import Endpoint
+from .processes import stop_process
 
 __all__ = [
     "DEFAULT_SCALE",
@@ -508,13 +509,7 @@ class LatencyServerProcess:
         process = self._process
         if process is None:
             return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+        stop_process(process, 10.0)
         if process.stdout is not None:
             process.stdout.close()
         self._process = None

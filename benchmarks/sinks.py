@@ -29,6 +29,7 @@ from typing import Any, Sequence
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from .processes import stop_process
 from .workload import Prebuilt
 
 __all__ = [
@@ -165,13 +166,7 @@ class PostfixSink:
 
 def _stop_process(process: subprocess.Popen[bytes]) -> None:
     # The process is `timeout`, which passes SIGTERM on to smtp-sink and exits.
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(5.0)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5.0)
+    stop_process(process, 5.0)
 
 
 @dataclass(frozen=True)
