@@ -350,15 +350,7 @@ class Connection:
             raise _tls_error(config, exc) from exc
         except smtplib.SMTPConnectError as exc:
             # The greeting was not 220, for example "421 Too many connections".
-            reply = _decode(exc.smtp_error)
-            error_type = (
-                SMTPSessionRefusedError if 400 <= exc.smtp_code < 500 else SMTPConnectError
-            )
-            raise error_type(
-                f"{where} refused the session: {exc.smtp_code} {reply}",
-                code=exc.smtp_code,
-                reply=reply,
-            ) from exc
+            raise _session_refused(where, exc) from exc
         except (ConnectionRefusedError, ConnectionResetError) as exc:
             raise SMTPSessionRefusedError(f"Cannot connect to {where}: {exc}.") from exc
         except smtplib.SMTPServerDisconnected as exc:
@@ -401,15 +393,7 @@ class Connection:
         except ssl.SSLError as exc:
             raise _tls_error(config, exc) from exc
         except smtplib.SMTPResponseException as exc:
-            reply = _decode(exc.smtp_error)
-            error_type = (
-                SMTPSessionRefusedError if 400 <= exc.smtp_code < 500 else SMTPConnectError
-            )
-            raise error_type(
-                f"{where} refused the session: {exc.smtp_code} {reply}",
-                code=exc.smtp_code,
-                reply=reply,
-            ) from exc
+            raise _session_refused(where, exc) from exc
         except (OSError, smtplib.SMTPException) as exc:
             if _is_timeout(exc):
                 raise SMTPTimeoutError(
@@ -820,11 +804,28 @@ def _shut_down_socket(sock: socket.socket | None) -> None:
         pass
 
 
+def _session_refused(
+    where: str, exc: smtplib.SMTPResponseException
+) -> SMTPConnectError:
+    """Return the error for a reply that ended the session setup.
+
+    A 4xx reply is temporary (try again later, with fewer connections).
+    """
+    reply = _decode(exc.smtp_error)
+    temporary = 400 <= exc.smtp_code < 500
+    error_type = SMTPSessionRefusedError if temporary else SMTPConnectError
+    return error_type(
+        f"{where} refused the session: {exc.smtp_code} {reply}",
+        code=exc.smtp_code,
+        reply=reply,
+    )
+
+
 def _close_quietly(smtp: smtplib.SMTP) -> None:
     """Send QUIT and close the connection without waiting for the reply.
 
-    Every message of the session had its reply before, so the 221 says nothing,
-    and waiting for it would add one round trip to the end of every batch.
+    Every message of the session had its reply before, so the 221 carries no
+    information, and waiting for it would add one round trip to the end of every batch.
     Postfix's SMTP client does the same by default (smtp_skip_quit_response).
     """
     try:
