@@ -234,8 +234,8 @@ async def _aiosmtplib_run(
             tls_context=endpoint.ssl_context,
         )
         await client.connect()
-        # The socket closes only after the TLS shutdown that quit() starts; it
-        # is kept here so that the run can wait for that before the loop ends.
+        # The socket closes only after the TLS shutdown that quit() starts, so
+        # it is kept here for the run to wait for before the loop ends.
         sock = client.get_transport_info("socket")
         try:
             if endpoint.username:

@@ -72,7 +72,7 @@ class SpeedSettings:
     #: and a 421 would end the run instead of timing it.
     session_cap: bool = False
     #: Whether the latency server runs as a thread of this process instead of a
-    #: process of its own; as a thread it competes with the clients for the GIL.
+    #: process of its own. As a thread it competes with the clients for the GIL.
     in_process: bool = False
 
     @classmethod

@@ -26,7 +26,7 @@ MAX_AHEAD_BYTES = 16 * 1024 * 1024
 # Pause of the composer thread after each row, in seconds: without it, a
 # worker woken by a server reply waits for the GIL up to the switch interval.
 _YIELD_S = 0.0005
-# Longest single wait of the composer, so that a stop is noticed within this time.
+# Maximum single wait of the composer, so that a stop is noticed within this time.
 _POLL_S = 0.1
 
 
@@ -34,8 +34,8 @@ _POLL_S = 0.1
 class RowEntry:
     """A composed row that is not finished yet.
 
-    ``outgoing`` is None when the row could not be composed; ``result`` then
-    says why.
+    ``outgoing`` is None when the row could not be composed, and ``result``
+    then gives the reason.
     """
 
     outgoing: Outgoing | None
@@ -79,7 +79,7 @@ class Composer:
         self._condition = threading.Condition()
 
     def get(self, position: int) -> RowEntry:
-        """Return the row's entry, composing it now when nobody has yet."""
+        """Return the row's entry, composing it now when no thread has built it."""
         with self._condition:
             while True:
                 entry = self.entries.get(position)

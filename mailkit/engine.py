@@ -157,7 +157,7 @@ class Engine:
         ]
         # The other workers start once the server has greeted the first
         # connection, so their setup overlaps its login and the first
-        # connection holds its session slot before them. They log in only after
+        # connection takes its session slot before them. They log in only after
         # the first login succeeded, so wrong credentials cost one AUTH. When
         # the same account logged in to this server a short while ago, they
         # start as soon as the first TCP connection is made and log in at once.

@@ -6,9 +6,9 @@ account logged in to the same server a short while ago, in this process, the
 other connections log in at once and the batch starts one login earlier.
 
 Entries are keyed by an HMAC of the server, the user name and the secret, with
-a key made at random for this process: the registry holds nothing that would
-give the password back or that means anything outside the process, and it is
-never written anywhere. A rejected login removes the entry.
+a key made at random for this process. So the registry contains nothing that
+would give the password back or that means anything outside the process, and
+it is never written anywhere. A rejected login removes the entry.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class LoginRegistry:
                 self._succeeded.pop(entry, None)
 
     def is_recent(self, config: SMTPConfig) -> bool:
-        """Whether ``config`` logged in successfully in the last ``trust_s`` seconds."""
+        """Return whether ``config`` logged in within the last ``trust_s`` seconds."""
         entry = self._entry(config)
         if entry is None:
             return False

@@ -42,9 +42,9 @@ def read_table(
 ) -> pd.DataFrame:
     """Read a .csv, .tsv, .txt or .xlsx file with every column as text.
 
-    Delimited text under another file name needs ``sep=``; other formats
-    (JSON, Parquet, ...) are refused with a ConfigurationError, because pandas
-    would read them as a one-column CSV.
+    Delimited text under another file name needs ``sep=``. Other formats
+    (JSON, Parquet, ...) raise ConfigurationError, because pandas would read
+    them as a one-column CSV.
 
     Blank cells become empty strings, and text such as "NA" stays text. In an
     .xlsx file, dates without a time become ``2024-03-05``, dates with a time

@@ -341,7 +341,7 @@ class Worker:
         batch.connection_opened()
 
     def _may_log_in(self) -> bool:
-        """Whether to log in now: not when no row is left for this connection.
+        """Return whether to log in now, which is not when no row is left.
 
         Unless the account logged in to this server a short while ago, wait for
         the first connection's login first.

@@ -380,13 +380,14 @@ def test_c39_verification_is_default():
     assert mailkit.SMTPConfig("smtp.example.com").tls_verify is True
 
 
-def test_tls_context_is_shared_until_the_ca_file_changes(certificates, tmp_path):
+def test_tls_context_shared_until_ca_changes(certificates, tmp_path):
     path = tmp_path / "ca.pem"
     certificates.authority.write_certificate(path)
     config = mailkit.SMTPConfig("smtp.example.com", cafile=str(path))
     first = make_ssl_context(config)
     assert make_ssl_context(config) is first
-    assert first.verify_mode == ssl.CERT_REQUIRED and first.check_hostname
+    assert first.verify_mode == ssl.CERT_REQUIRED
+    assert first.check_hostname
     # Another CA written to the same path, with a later modification time.
     make_test_certificates().authority.write_certificate(path)
     later = time.time() + 5
@@ -397,7 +398,8 @@ def test_tls_context_is_shared_until_the_ca_file_changes(certificates, tmp_path)
     for _ in range(2):
         with pytest.warns(UserWarning, match="verification is off"):
             context = make_ssl_context(unverified)
-        assert context.verify_mode == ssl.CERT_NONE and not context.check_hostname
+        assert context.verify_mode == ssl.CERT_NONE
+        assert not context.check_hostname
     assert make_ssl_context(config).verify_mode == ssl.CERT_REQUIRED
 
 

@@ -110,7 +110,7 @@ def test_registry_ignores_token_logins_and_anonymous_sessions():
         assert not registry.is_recent(config)
 
 
-def test_first_batch_waits_for_one_login_and_next_batch_does_not(certificates, cafile):
+def test_only_first_batch_waits_for_login(certificates, cafile):
     clock = _AuthClock()
     with _gated_server(certificates, clock) as server:
         config = _config(server, cafile)
@@ -129,7 +129,7 @@ def test_first_batch_waits_for_one_login_and_next_batch_does_not(certificates, c
     assert max(second_logins) - min(second_logins) < AUTH_DELAY_S
 
 
-def test_rejected_login_after_a_recent_success_fails_before_any_row(
+def test_revoked_password_fails_before_rows(
     certificates, cafile
 ):
     """A password revoked between two batches: the batch that trusted the old

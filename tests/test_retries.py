@@ -164,9 +164,9 @@ def test_error_at_quit_keeps_rows_sent(rule):
     assert len(commands(server, "QUIT")) == len(server.sessions)
 
 
-def test_server_stalling_at_quit_does_not_hold_the_batch():
-    # The reply to QUIT is not awaited: a server that never answers it costs
-    # the batch nothing, where waiting would last until the reply timeout.
+def test_stalled_quit_does_not_delay_batch():
+    # The reply to QUIT is not awaited, so a server that never replies to it
+    # costs the batch nothing. Waiting would last until the reply timeout.
     stall = 20.0
     with FaultSMTPServer(rules=[stall_at("QUIT", stall)], max_stall=stall) as server:
         started = time.monotonic()

@@ -120,8 +120,8 @@ def test_first_connection_refused_once_is_retried():
     assert results.attrs["throttle_log"][0]["code"] == 421
 
 
-def test_first_login_over_the_limit_after_a_recent_login_is_retried():
-    # After a recent login every connection logs in at once; a 454 to the
+def test_first_login_454_is_retried():
+    # After a recent login every connection logs in at once. A 454 to the
     # first connection's AUTH must not fail the batch while others are in.
     rule = Rule("AUTH", reply="454 4.7.0 Too many login attempts", session=2)
     with FaultSMTPServer(rules=[rule], credentials={"user": "secret"}) as server:
@@ -326,7 +326,7 @@ def test_connection_limit_waits_for_release():
     assert not limit.acquire(stop, lambda: True)
 
 
-def test_stop_while_retrying_a_refused_login_leaves_no_thread():
+def test_stop_during_login_retry_ends_threads():
     # The 454 comes after EHLO, when rows are already being composed; the stop
     # during the wait must end the composer thread too.
     token = mailkit.StopToken()

@@ -765,9 +765,9 @@ class FaultSMTPProtocol(SMTP):
     def _start_event(self, event: str) -> None:
         self._verb = event
         # A delay counts from the arrival of the command's last bytes, or from
-        # the previous reply when the command was waiting behind it (from now
-        # for the greeting), so the server's own work on the command is part
-        # of the delay, as it is in a provider's latency.
+        # the previous reply when the command was waiting behind it, and from
+        # now for the greeting. The server's own work on the command is then
+        # part of the delay, as it is in a provider's latency.
         delay = self._server._delay_for(event, self._implicit_tls)
         now = self.loop.time()
         start = now
